@@ -1,0 +1,1 @@
+"""``defocus bench``: quality, speed and memory of methods on paired datasets, under one protocol."""

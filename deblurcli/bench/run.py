@@ -1,0 +1,168 @@
+"""The benchmark protocol: every method on every pair, quality, speed and memory measured the same way.
+
+Protocol (README "Benchmark protocol"): inputs as the set stores them (8- or 16-bit, decoded by dtype); the
+size rule met by reflect padding inside the tiler, never by cropping; metrics on the clipped float output
+before any quantisation; the first image of each method is run once untimed (warm-up: allocator, kernels,
+thread pools); time is wall time per image, which includes device synchronisation because outputs are
+copied to the CPU; peak memory is CUDA max-allocated, or the process's peak RSS reset before each method.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deblurcli.bench.macs import count_macs
+from deblurcli.bench.metrics import mae, psnr, ssim
+from deblurcli.bench.pairs import Pair
+from deblurcli.errors import DataError
+from deblurcli.io.decode import decode
+from deblurcli.io.photo import Photo
+from deblurcli.methods.loader import LoadedMethod
+from deblurcli.pipeline import DeblurOptions, deblur_photo
+
+MACS_SIZE = (720, 1280)
+
+
+@dataclass
+class ImageScore:
+    """One method on one pair."""
+
+    method: str
+    name: str
+    psnr: float
+    ssim: float
+    mae: float
+    seconds: float
+    lpips: float | None = None
+
+
+@dataclass
+class MethodSummary:
+    """Means over a dataset plus the method's cost figures."""
+
+    method: str
+    images: int
+    psnr: float
+    ssim: float
+    mae: float
+    lpips: float | None
+    seconds_per_image: float
+    peak_memory_mb: float
+    params: int
+    gmacs_1280x720: float | None
+    tile: str
+    weights: str | None
+    per_image: list[ImageScore] = field(default_factory=list)
+
+
+def _as_chw(photo: Photo) -> torch.Tensor:
+    pixels = np.clip(photo.pixels, 0.0, 1.0)
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float()
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        with contextlib.suppress(OSError):  # Linux: "5" resets the peak RSS (VmHWM) of this process
+            Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _macs(method: LoadedMethod) -> float | None:
+    spec = method.spec
+    if spec.cls is None:
+        return None
+    try:
+        macs = count_macs(lambda: spec.cls(**method.hparams), spec.run, *MACS_SIZE)  # type: ignore[misc]
+    except (RuntimeError, NotImplementedError, TypeError):  # an op without a meta kernel: report none
+        return None
+    return macs / 1e9
+
+
+def bench_method(
+    method: LoadedMethod,
+    pairs: list[Pair],
+    opts: DeblurOptions,
+    *,
+    save_dir: Path | None = None,
+    lpips: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
+    on_image: Callable[[str], None] | None = None,
+) -> MethodSummary:
+    """Score one loaded method on ``pairs`` (see the module docstring for the protocol)."""
+    scores: list[ImageScore] = []
+    warmed = False
+    _reset_peak(method.device)
+    for pair in pairs:
+        source = decode(pair.source, max_pixels=opts.max_pixels)
+        target = _as_chw(decode(pair.target, max_pixels=opts.max_pixels))
+        if source.pixels.shape[:2] != tuple(target.shape[1:]):
+            sizes = f"{source.pixels.shape[:2]} vs {tuple(target.shape[1:])}"
+            raise DataError(f"{pair.name}: input and target sizes differ ({sizes})")
+        if not warmed:
+            deblur_photo(source, method, opts)
+            warmed = True
+        start = time.perf_counter()
+        result, _maps, _prov = deblur_photo(source, method, opts)
+        seconds = time.perf_counter() - start
+        output = _as_chw(result)
+        scores.append(
+            ImageScore(
+                method=method.spec.name,
+                name=pair.name,
+                psnr=psnr(output, target),
+                ssim=ssim(output, target),
+                mae=mae(output, target),
+                seconds=seconds,
+                lpips=lpips(output, target) if lpips is not None else None,
+            )
+        )
+        if save_dir is not None:
+            from deblurcli.io.encode import encode
+
+            save_dir.mkdir(parents=True, exist_ok=True)
+            encode(result, save_dir / f"{pair.name}.png", fmt="png", bit_depth=8)
+        if on_image is not None:
+            on_image(pair.name)
+    peak = _peak_mb(method.device)
+    module = method.module
+    finite = [s.psnr for s in scores if math.isfinite(s.psnr)]
+    tile = opts.tile if opts.tile is not None else method.spec.default_tile
+    overlap = opts.overlap if opts.overlap is not None else method.spec.receptive_field
+    return MethodSummary(
+        method=method.spec.name,
+        images=len(scores),
+        psnr=float(np.mean(finite)) if finite else math.inf,
+        ssim=float(np.mean([s.ssim for s in scores])),
+        mae=float(np.mean([s.mae for s in scores])),
+        lpips=float(np.mean([s.lpips for s in scores])) if lpips is not None and scores else None,
+        seconds_per_image=float(np.mean([s.seconds for s in scores])),
+        peak_memory_mb=round(peak, 1),
+        params=sum(p.numel() for p in module.parameters()) if module is not None else 0,
+        gmacs_1280x720=_macs(method),
+        tile=f"{tile}/{overlap}",
+        weights=method.weights_id,
+        per_image=scores,
+    )

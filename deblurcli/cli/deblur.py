@@ -1,0 +1,119 @@
+"""``defocus deblur``: parse options, run the pipeline per photo, report. No image logic lives here."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from deblurcli.cli.common import fail, stderr_console
+from deblurcli.errors import DefocusError, UsageError
+from deblurcli.methods.names import DEFAULT_METHOD, METHOD_NAMES
+
+Method = Enum("Method", {n: n for n in METHOD_NAMES}, type=str)  # type: ignore[misc]
+
+
+class Format(StrEnum):
+    jpeg = "jpeg"
+    png = "png"
+    tiff = "tiff"
+
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+def _tile(value: str | None) -> str | None:
+    if value is None or value == "auto" or (value.isdigit() and int(value) >= 16):
+        return value
+    raise typer.BadParameter("use 'auto' or a tile edge in pixels (at least 16)")
+
+
+def deblur(
+    inputs: Annotated[list[str], typer.Argument(help="Photos, folders or glob patterns.", show_default=False)],
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Write results here (default: beside each input).")
+    ] = None,
+    method: Annotated[Method, typer.Option("--method", "-m", help="Deblurring method.")] = Method[DEFAULT_METHOD],
+    weights: Annotated[
+        Path | None, typer.Option(help="Use this checkpoint file instead of the cached one (any official format).")
+    ] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    strength: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Blend with the input: 0 = unchanged, 1 = fully deblurred.")
+    ] = 1.0,
+    fmt: Annotated[
+        Format | None, typer.Option("--format", help="Output format (default: the input's family; RAW -> TIFF).")
+    ] = None,
+    bit_depth: Annotated[
+        int | None, typer.Option("--bit-depth", help="8 or 16 (32 = float TIFF); default: as the input.")
+    ] = None,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
+    maps: Annotated[
+        bool, typer.Option("--maps", help="Also write the method's maps (16-bit TIFF + colour PNG preview).")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (inputs are never replaced).")] = False,
+    tile: Annotated[
+        str | None,
+        typer.Option(callback=_tile, help="Tile edge in px, or 'auto' from free memory (default: per method)."),
+    ] = None,
+    overlap: Annotated[int | None, typer.Option(min=0, help="Tile context in px (default: per method).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[Precision, typer.Option(help="Arithmetic precision.")] = Precision.fp32,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
+    max_megapixels: Annotated[float, typer.Option(min=0.01, help="Refuse photos larger than this.")] = 200.0,
+    offline: Annotated[bool, typer.Option(help="Never download; fail if weights are not cached.")] = False,
+    cache_dir: Annotated[Path | None, typer.Option(help="Weights cache (default: $DEFOCUS_CACHE or per user).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")] = False,
+    random_weights_for_testing: Annotated[bool, typer.Option(hidden=True)] = False,
+) -> None:
+    """Deblur photos: JPEG, PNG, TIFF and camera RAW. Results are written as <name>_deblurred.<ext>."""
+    from deblurcli.cli.deblur_run import BatchRequest, run_batch
+
+    if fmt is not None and fmt is Format.jpeg and bit_depth not in (None, 8):
+        fail(UsageError("JPEG is 8-bit only; use --format tiff or png for 16-bit output"))
+    if bit_depth not in (None, 8, 16, 32):
+        fail(UsageError("--bit-depth must be 8, 16 or 32"))
+    request = BatchRequest(
+        inputs=inputs,
+        output_dir=output_dir,
+        method=method.value,
+        weights=weights,
+        recursive=recursive,
+        strength=strength,
+        fmt=fmt.value if fmt else None,
+        bit_depth=bit_depth,
+        quality=quality,
+        maps=maps,
+        overwrite=overwrite,
+        tile=tile,
+        overlap=overlap,
+        device=device,
+        precision=precision.value,
+        threads=threads,
+        max_pixels=int(max_megapixels * 1_000_000),
+        offline=offline,
+        cache_dir=cache_dir,
+        quiet=quiet,
+        random_weights_for_testing=random_weights_for_testing,
+    )
+    try:
+        results, code = run_batch(request, stderr_console())
+    except DefocusError as err:
+        fail(err)
+    if as_json:
+        summary: dict[str, Any] = {
+            "method": request.method,
+            "files": [r.__dict__ for r in results],
+            "ok": sum(r.status == "ok" for r in results),
+            "skipped": sum(r.status == "skipped" for r in results),
+            "failed": sum(r.status == "failed" for r in results),
+        }
+        typer.echo(json.dumps(summary, indent=2))
+    raise typer.Exit(code)

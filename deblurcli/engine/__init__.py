@@ -1,0 +1,1 @@
+"""Running a method over a photo: tiling, devices and precision."""

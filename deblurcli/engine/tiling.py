@@ -1,0 +1,217 @@
+"""Tiled inference as a pure function: any photo size on any memory budget, without visible seams.
+
+How it works, and why:
+
+* The photo is partitioned into *cores* that tile it exactly. Each core is run with ``overlap`` pixels of
+  context on every side that has image there, so a network whose receptive field ``r`` is at most ``overlap``
+  sees the same input around every core pixel as it would on the full frame.
+* Neighbouring results are cross-faded with a raised-cosine window centred on the boundary between two
+  cores. The band's half-width is ``overlap - receptive_field`` (at most ``overlap // 2``), so the fade only
+  ever mixes pixels that both tiles computed with full context: for ``overlap >= r`` the tiled result equals
+  the full-frame result up to float rounding, and for deep networks whose true receptive field exceeds the
+  overlap the fade hides the small differences.
+* Window weights depend only on a core's own boundaries, so any partition into cores gives weights that sum
+  to one. That makes the out-of-memory fallback simple: the failing core and every core still queued are split
+  for a halved tile, and the run continues where it stopped, keeping what is done.
+* Core counts are chosen first and sizes second (balanced tiles): a 1200 px side with a 1024 px tile gives two
+  600 px cores, never 1024 + 176.
+* Tile origins sit on multiples of ``multiple_of``, so a network that downsamples sees the same sampling grid
+  as on the full frame, and its lower-resolution maps (IFAN's 1/8 disparity) land on exact map pixels. Only
+  tiles at the bottom/right border are padded (reflect) to the size rule, and the padding is cropped away.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from deblurcli.errors import UsageError
+
+TileFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+Progress = Callable[[int, int], None]
+
+
+class TileTooSmallError(UsageError):
+    """The tile cannot shrink further after running out of memory (or was given too small)."""
+
+
+@dataclass(frozen=True)
+class Core:
+    """A rectangle of the photo whose result comes from one tile: rows [y0, y1), columns [x0, x1)."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+
+def split_axis(length: int, core_max: int, multiple_of: int) -> list[tuple[int, int]]:
+    """Balanced partition of ``[0, length)`` into intervals of at most ``core_max``, starting on the grid.
+
+    The count comes first and the sizes follow, so no thin last interval appears. Boundaries are multiples
+    of ``multiple_of`` (the last one is ``length`` itself).
+    """
+    units = math.ceil(length / multiple_of)
+    max_units = max(1, core_max // multiple_of)
+    count = math.ceil(units / max_units)
+    bounds = [min(length, (i * units // count) * multiple_of) for i in range(count + 1)]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def plan_cores(height: int, width: int, *, core_max: int, multiple_of: int) -> list[Core]:
+    """Row-major cores covering a ``height`` x ``width`` region."""
+    rows = split_axis(height, core_max, multiple_of)
+    cols = split_axis(width, core_max, multiple_of)
+    return [Core(y0, y1, x0, x1) for y0, y1 in rows for x0, x1 in cols]
+
+
+def _split_core(core: Core, *, core_max: int, multiple_of: int) -> list[Core]:
+    """Re-partition one core for a smaller tile, keeping its outer boundaries."""
+    sub = plan_cores(core.y1 - core.y0, core.x1 - core.x0, core_max=core_max, multiple_of=multiple_of)
+    return [Core(core.y0 + c.y0, core.y0 + c.y1, core.x0 + c.x0, core.x0 + c.x1) for c in sub]
+
+
+def _ramp_weights(n: int, start: int, lo: float, hi: float, full: int, band: float) -> torch.Tensor:
+    """1-D window over output positions ``start .. start + n`` (in output pixels) for a core [lo, hi).
+
+    Equal to 1 inside the core, falling to 0 across a band of half-width ``band`` centred on each inner core
+    boundary (boundaries at 0 and ``full`` are photo borders and get no fade).
+    """
+    pos = torch.arange(start, start + n, dtype=torch.float64) + 0.5
+    w = torch.ones(n, dtype=torch.float64)
+    for edge, sign in ((lo, 1.0), (hi, -1.0)):
+        if edge <= 0 or edge >= full:
+            continue
+        if band <= 0:
+            w = torch.where(sign * (pos - edge) >= 0, w, torch.zeros_like(w))
+            continue
+        t = ((sign * (pos - edge)) / band).clamp(-1.0, 1.0)  # -1 outside, +1 inside the core
+        w = w * (0.5 - 0.5 * torch.cos(math.pi * (t + 1.0) / 2.0))
+    return w.to(torch.float32)
+
+
+def _pad_to_multiple(x: torch.Tensor, multiple_of: int) -> torch.Tensor:
+    """Pad bottom/right up to the size rule: reflect where the tile is large enough, replicate otherwise."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple_of, (-w) % multiple_of
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for CUDA/MPS OOM and for CPU allocation failures, which torch reports as RuntimeError."""
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in msg or "can't allocate memory" in msg or "defaultcpuallocator" in msg
+    )
+
+
+def run_tiled(
+    fn: TileFn,
+    image: torch.Tensor,
+    *,
+    tile: int | None,
+    overlap: int,
+    multiple_of: int = 1,
+    receptive_field: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, torch.Tensor]:
+    """Run ``fn`` over ``image`` in overlapping tiles and assemble every output it returns.
+
+    Args:
+        fn: maps a (1, C, h, w) tile, h and w multiples of ``multiple_of``, to a dict of (1, C', h/s, w/s)
+            tensors, one integer scale ``s`` per output dividing ``multiple_of``. Called on CPU tensors; it
+            moves them to its device itself.
+        image: (1, C, H, W) float tensor, any H and W.
+        tile: edge of the largest tile fed to ``fn`` (context included); ``None`` runs the whole frame.
+        overlap: context in pixels on each inner side of a tile (rounded up to ``multiple_of``).
+        multiple_of: the network's size rule.
+        receptive_field: how far the network looks in practice; widens the seam-free zone (module docstring).
+        progress: called with (tiles done, tiles planned) after each tile; the total grows after an OOM split.
+
+    Returns:
+        Every output of ``fn`` at full photo size (maps at H/s, W/s rounded up), float32 on the CPU.
+
+    Raises:
+        TileTooSmallError: ``tile`` leaves no room beside the context, or memory ran out at the smallest tile.
+    """
+    _, _, height, width = image.shape
+    m = max(1, multiple_of)
+    overlap = math.ceil(max(0, overlap) / m) * m
+    if tile is None or tile >= max(height, width) + 2 * overlap:
+        tile = (math.ceil(max(height, width) / m) + 2 * overlap // m) * m
+    tile = tile // m * m
+    if tile - 2 * overlap < m:
+        raise TileTooSmallError(f"tile {tile} px leaves no room beside {overlap} px of overlap on each side")
+    band = float(max(0, min(overlap - receptive_field, overlap // 2)))
+
+    queue = plan_cores(height, width, core_max=tile - 2 * overlap, multiple_of=m)
+    outputs: dict[str, torch.Tensor] = {}
+    weights: dict[str, torch.Tensor] = {}
+    scales: dict[str, int] = {}
+    done = 0
+    while queue:
+        core = queue[0]
+        ty0, ty1 = max(0, core.y0 - overlap), min(height, core.y1 + overlap)
+        tx0, tx1 = max(0, core.x0 - overlap), min(width, core.x1 + overlap)
+        patch = _pad_to_multiple(image[:, :, ty0:ty1, tx0:tx1], m)
+        try:
+            result = fn(patch)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            del exc
+            tile = tile // 2 // m * m
+            if tile - 2 * overlap < m:
+                raise TileTooSmallError(
+                    "out of memory even at the smallest tile; lower --overlap, use --precision fp16 or the CPU"
+                ) from None
+            core_max = tile - 2 * overlap
+            queue = [c for q in queue for c in _split_core(q, core_max=core_max, multiple_of=m)]
+            if progress is not None:
+                progress(done, done + len(queue))
+            continue
+        queue.pop(0)
+        for name, value in result.items():
+            s = scales.setdefault(name, patch.shape[-1] // value.shape[-1])
+            if value.shape[-1] * s != patch.shape[-1] or value.shape[-2] * s != patch.shape[-2]:
+                raise ValueError(f"output {name!r} of shape {tuple(value.shape)} is not 1/{s} of the tile")
+            if name not in outputs:
+                shape = (1, value.shape[1], math.ceil(height / s), math.ceil(width / s))
+                outputs[name] = torch.zeros(shape, dtype=torch.float32)
+                weights[name] = torch.zeros((1, 1, *shape[2:]), dtype=torch.float32)
+            out, acc = outputs[name], weights[name]
+            oy0, ox0 = ty0 // s, tx0 // s
+            oh, ow = min(value.shape[-2], out.shape[-2] - oy0), min(value.shape[-1], out.shape[-1] - ox0)
+            wy = _ramp_weights(oh, oy0, core.y0 / s, core.y1 / s, height / s, band / s)
+            wx = _ramp_weights(ow, ox0, core.x0 / s, core.x1 / s, width / s, band / s)
+            w2 = (wy[:, None] * wx[None, :])[None, None]
+            piece = value[:, :, :oh, :ow].detach().to("cpu", torch.float32)
+            out[:, :, oy0 : oy0 + oh, ox0 : ox0 + ow].add_(piece * w2)
+            acc[:, :, oy0 : oy0 + oh, ox0 : ox0 + ow].add_(w2)
+        done += 1
+        if progress is not None:
+            progress(done, done + len(queue))
+    for name, out in outputs.items():
+        out.div_(weights[name].clamp_min(1e-12))
+    return outputs
+
+
+def count_tiles(height: int, width: int, *, tile: int | None, overlap: int, multiple_of: int = 1) -> int:
+    """How many tiles ``run_tiled`` plans before any OOM split (for progress bars and logs)."""
+    m = max(1, multiple_of)
+    overlap = math.ceil(max(0, overlap) / m) * m
+    if tile is None or tile >= max(height, width) + 2 * overlap:
+        return 1
+    core_max = tile // m * m - 2 * overlap
+    if core_max < m:
+        raise TileTooSmallError(f"tile {tile} px leaves no room beside {overlap} px of overlap on each side")
+    return len(plan_cores(height, width, core_max=core_max, multiple_of=m))

@@ -1,0 +1,1 @@
+"""Deblurring methods: the registry of what ``--method`` can name, and how each one is run."""

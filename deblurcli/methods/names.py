@@ -1,0 +1,6 @@
+"""Method names, kept apart from the registry so that ``--help`` can list them without importing torch."""
+
+from __future__ import annotations
+
+METHOD_NAMES: tuple[str, ...] = ("classic", "ifan", "drbnet", "dmsft", "kpac")
+DEFAULT_METHOD = "classic"

@@ -1,0 +1,122 @@
+"""Reading and writing state dicts without ever executing pickled code.
+
+Every converter in ``deblurcli/archs`` goes through ``read_tensors`` and every model is loaded through
+``load_strict``, so that a wrong, truncated or foreign checkpoint fails with a message naming the offending key
+instead of silently producing a half-initialised network.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from deblurcli.errors import WeightsError
+
+StateDict = dict[str, torch.Tensor]
+
+#: metadata key under which our own safetensors files store their JSON header
+META_KEY = "defocus"
+
+
+def read_tensors(path: Path) -> dict[str, Any]:
+    """Read a checkpoint file as a mapping: safetensors natively, ``.pth``-style files with weights_only.
+
+    Raises:
+        WeightsError: the file is missing, not a checkpoint, or would need arbitrary code to unpickle.
+    """
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    if _is_safetensors(path):
+        try:
+            return dict(load_file(str(path)))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsError(f"{path.name}: not a valid safetensors file ({exc})") from exc
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (RuntimeError, ValueError, EOFError, OSError, zipfile.BadZipFile, Exception) as exc:  # noqa: B014
+        # torch raises UnpicklingError (a subclass of Exception only) for pickled code: never fall back.
+        raise WeightsError(f"{path.name}: cannot be read as a plain tensor checkpoint ({exc})") from exc
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{path.name}: expected a mapping of tensors, found {type(obj).__name__}")
+    return dict(obj)
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """Our JSON metadata from a safetensors header, or ``{}`` for files that carry none."""
+    if not _is_safetensors(path):
+        return {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(f"{path.name}: not a valid safetensors file ({exc})") from exc
+    raw = meta.get(META_KEY)
+    if raw is None:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"{path.name}: corrupt defocus metadata ({exc})") from exc
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def save_ours(path: Path, state: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> None:
+    """Write a state dict in our format: safetensors, contiguous CPU tensors, JSON metadata in the header."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    save_file(tensors, str(path), metadata={META_KEY: json.dumps(dict(metadata), sort_keys=True)})
+
+
+def strip_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Keys without ``prefix``; keys lacking it are kept as they are (so a later strict check names them)."""
+    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
+
+
+def unwrap(obj: Mapping[str, Any], *names: str) -> Mapping[str, Any]:
+    """Descend into the first of ``names`` present (``params``, ``state_dict`` …) until tensors are reached."""
+    for name in names:
+        inner = obj.get(name)
+        if isinstance(inner, Mapping):
+            return inner
+    return obj
+
+
+def load_strict(module: nn.Module, state: Mapping[str, Any], *, source: str) -> None:
+    """Load ``state`` into ``module``, failing on any missing, unexpected or misshapen key.
+
+    Raises:
+        WeightsError: naming the first offending keys and the file they came from.
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s), e.g. {', '.join(missing[:3])}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} key(s), e.g. {', '.join(unexpected[:3])}")
+        raise WeightsError(f"{source}: does not match the architecture: {'; '.join(parts)}")
+    for key, ref in own.items():
+        value = state[key]
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(f"{source}: key {key} is not a tensor")
+        if tuple(value.shape) != tuple(ref.shape):
+            raise WeightsError(
+                f"{source}: key {key} has shape {tuple(value.shape)}, the architecture expects {tuple(ref.shape)}"
+            )
+    module.load_state_dict({k: state[k] for k in own}, strict=True)
+
+
+def _is_safetensors(path: Path) -> bool:
+    """safetensors files start with an 8-byte little-endian header length followed by ``{``."""
+    with path.open("rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 30)

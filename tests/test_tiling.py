@@ -1,0 +1,167 @@
+"""The tiler: balanced partitions, exactness for overlap >= receptive field, maps, and OOM recovery."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deblurcli.engine.tiling import TileTooSmallError, count_tiles, plan_cores, run_tiled, split_axis
+
+
+def conv_stack(layers: int, *, seed: int = 0) -> nn.Module:
+    """``layers`` 3x3 convolutions: receptive field radius == layers."""
+    torch.manual_seed(seed)
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods += [nn.Conv2d(3, 3, 3, padding=1, padding_mode="replicate"), nn.Tanh() if i % 2 else nn.Identity()]
+    return nn.Sequential(*mods).eval()
+
+
+def as_fn(net: nn.Module):  # noqa: ANN201
+    def fn(t: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return {"image": net(t)}
+
+    return fn
+
+
+@pytest.mark.parametrize(
+    ("length", "core_max", "m"), [(1200, 1024, 1), (1000, 300, 8), (17, 4, 1), (8, 100, 8), (1001, 64, 16)]
+)
+def test_split_axis_is_balanced_and_on_grid(length: int, core_max: int, m: int) -> None:
+    parts = split_axis(length, core_max, m)
+    assert parts[0][0] == 0 and parts[-1][1] == length
+    assert all(a == prev_b for (a, _), (_, prev_b) in zip(parts[1:], parts[:-1], strict=True))
+    sizes = [b - a for a, b in parts]
+    assert all(s <= max(core_max // m * m, m) for s in sizes[:-1])
+    assert all(a % m == 0 for a, _ in parts)
+    # balanced: all but the border-clipped last interval within one grid step of each other
+    assert max(sizes[:-1] or sizes) - min(sizes[:-1] or sizes) <= m
+    assert sizes[-1] > max(sizes) // 2 - m  # never a thin last tile
+
+
+def test_split_axis_example_from_the_docs() -> None:
+    assert split_axis(1200, 1024, 1) == [(0, 600), (600, 1200)]
+
+
+@pytest.mark.parametrize(("h", "w"), [(203, 157), (64, 64), (1, 90), (33, 1)])
+@pytest.mark.parametrize("overlap", [0, 5, 16])
+def test_pointwise_function_is_reproduced_exactly(h: int, w: int, overlap: int) -> None:
+    x = torch.rand(1, 3, h, w)
+    out = run_tiled(lambda t: {"image": t * 2 - 0.5}, x, tile=40, overlap=overlap) if 2 * overlap < 40 else None
+    if out is None:
+        pytest.skip("tile too small for this overlap")
+    torch.testing.assert_close(out["image"], x * 2 - 0.5, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("overlap", "rf"), [(6, 6), (10, 6), (24, 6)])
+def test_conv_stack_equal_to_full_frame_when_overlap_covers_receptive_field(overlap: int, rf: int) -> None:
+    net = conv_stack(rf)
+    x = torch.rand(1, 3, 150, 211)
+    with torch.no_grad():
+        full = net(x)
+    tiled = run_tiled(as_fn(net), x, tile=64, overlap=overlap, receptive_field=rf)["image"]
+    assert count_tiles(150, 211, tile=64, overlap=overlap) > 4
+    assert (tiled - full).abs().max().item() < 1e-5
+
+
+def test_conv_stack_differs_when_overlap_is_too_small() -> None:
+    """The exactness test above can fail: with too little context the seams show."""
+    net = conv_stack(8)
+    x = torch.rand(1, 3, 120, 120)
+    with torch.no_grad():
+        full = net(x)
+    tiled = run_tiled(as_fn(net), x, tile=48, overlap=2, receptive_field=2)["image"]
+    assert (tiled - full).abs().max().item() > 1e-3
+
+
+def test_lower_resolution_maps_are_assembled_on_their_grid() -> None:
+    """A 1/8-scale map output (IFAN's disparity) lands on the same pixels as on the full frame."""
+    x = torch.rand(1, 3, 203, 157)
+
+    def fn(t: torch.Tensor) -> dict[str, torch.Tensor]:
+        assert t.shape[-2] % 8 == 0 and t.shape[-1] % 8 == 0
+        return {"image": t.flip(1), "disparity": F.avg_pool2d(t[:, :1], 8)}
+
+    out = run_tiled(fn, x, tile=64, overlap=8, multiple_of=8)
+    padded = F.pad(x, (0, (-157) % 8, 0, (-203) % 8), mode="reflect")
+    torch.testing.assert_close(out["image"], x.flip(1))
+    assert out["disparity"].shape == (1, 1, 26, 20)
+    torch.testing.assert_close(out["disparity"], F.avg_pool2d(padded[:, :1], 8), atol=1e-6, rtol=0)
+
+
+def test_out_of_memory_halves_the_tile_and_keeps_going() -> None:
+    net = conv_stack(4)
+    x = torch.rand(1, 3, 200, 260)
+    sizes: list[int] = []
+    totals: list[int] = []
+
+    def fn(t: torch.Tensor) -> dict[str, torch.Tensor]:
+        edge = max(t.shape[-2:])
+        sizes.append(edge)
+        if edge > 100 and len(sizes) > 2:  # the first two tiles fit, then memory "runs out"
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        with torch.no_grad():
+            return {"image": net(t)}
+
+    out = run_tiled(fn, x, tile=160, overlap=8, receptive_field=4, progress=lambda d, t: totals.append(t))
+    with torch.no_grad():
+        full = net(x)
+    assert (out["image"] - full).abs().max().item() < 1e-5
+    assert max(sizes[3:]) <= 80  # after the failure every tile is at most half the original edge
+    assert totals[-1] > totals[0]  # progress total grew when the remaining work was re-split
+
+
+def test_cpu_allocation_failure_counts_as_out_of_memory() -> None:
+    calls = {"n": 0}
+
+    def fn(t: torch.Tensor) -> dict[str, torch.Tensor]:
+        calls["n"] += 1
+        if max(t.shape[-2:]) > 64:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+        return {"image": t}
+
+    x = torch.rand(1, 3, 100, 100)
+    torch.testing.assert_close(run_tiled(fn, x, tile=128, overlap=4)["image"], x)
+
+
+def test_other_errors_are_not_swallowed() -> None:
+    def fn(t: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        run_tiled(fn, torch.rand(1, 3, 50, 50), tile=32, overlap=4)
+
+
+def test_too_small_tile_is_a_usage_error() -> None:
+    with pytest.raises(TileTooSmallError):
+        run_tiled(lambda t: {"image": t}, torch.rand(1, 3, 100, 100), tile=16, overlap=8)
+
+
+def test_oom_at_smallest_tile_gives_up_cleanly() -> None:
+    def fn(t: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise torch.OutOfMemoryError("out of memory")
+
+    with pytest.raises(TileTooSmallError, match="smallest tile"):
+        run_tiled(fn, torch.rand(1, 3, 100, 100), tile=64, overlap=8)
+
+
+def test_whole_frame_when_no_tile() -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def fn(t: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen.append(tuple(t.shape))
+        return {"image": t}
+
+    run_tiled(fn, torch.rand(1, 3, 37, 41), tile=None, overlap=16, multiple_of=8)
+    assert seen == [(1, 3, 40, 48)]  # padded to the size rule, never cropped
+
+
+def test_plan_cores_cover_the_image_exactly_once() -> None:
+    cores = plan_cores(301, 199, core_max=64, multiple_of=8)
+    cover = torch.zeros(301, 199)
+    for c in cores:
+        cover[c.y0 : c.y1, c.x0 : c.x1] += 1
+    assert torch.equal(cover, torch.ones_like(cover))

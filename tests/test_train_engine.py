@@ -1,0 +1,175 @@
+"""The training engine against a tiny stand-in network: resume, accumulation, data stream, export, CLI guards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from deblurcli.errors import DataError, UsageError
+from deblurcli.zoo.state import read_metadata, read_tensors
+from training.engine.augment import Augment, apply
+from training.engine.export import sha256_file
+from training.engine.loop import StepInfo, train
+from training.engine.runlog import read_log
+from training.engine.sampling import StreamSampler
+from training.recipes.base import Batch, Losses, Objective, Recipe
+
+
+class TinyNet(nn.Module):
+    def __init__(self, *, width: int = 8) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, width, 3, padding=1)
+        self.b = nn.Conv2d(width, 3, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.b(F.leaky_relu(self.a(x), 0.1))
+
+
+class TinyObjective(Objective):
+    def forward(self, batch: Batch) -> Losses:
+        out = self.net(batch["blur"])
+        l1 = F.l1_loss(out, batch["sharp"])
+        mse = F.mse_loss(out, batch["sharp"])
+        return {"loss": l1 + mse, "l1": l1.detach(), "mse": mse.detach()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TinyRecipe(Recipe):
+    name: ClassVar[str] = "tiny"
+    method: ClassVar[str] = "tiny"
+    schedule_points: ClassVar[tuple[str, ...]] = ("milestone",)
+    iterations: int = 6
+    batch: int = 4
+    crop: int = 16
+    lr: float = 1e-2
+    milestone: int = 4
+    clip_grad: float | None = 1.0
+
+    def build_net(self) -> nn.Module:
+        return TinyNet(width=8)
+
+    def net_hparams(self) -> dict[str, int]:
+        return {"width": 8}
+
+    def objective(self, net: nn.Module) -> Objective:
+        return TinyObjective(net)
+
+    def lr_factor(self, step: int) -> float:
+        return 1.0 if step < self.milestone else 0.5
+
+    def augment(self) -> Augment:
+        return Augment(crop=self.crop, flips=True, rot90=True, noise_p=0.5, gray_p=0.3, scale_p=0.5)
+
+    def predict(self, net: nn.Module, blur: Tensor) -> Tensor:
+        return net(blur)
+
+
+def tiny_data(n: int = 5, size: int = 24, seed: int = 0) -> list[dict[str, Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    items = []
+    for _ in range(n):
+        sharp = torch.rand(3, size, size, generator=g)
+        blur = F.avg_pool2d(sharp[None], 3, 1, 1, count_include_pad=False)[0]
+        items.append({"blur": blur, "sharp": sharp})
+    return items
+
+
+def losses(run: Path) -> list[str]:
+    return [r["loss"] for r in read_log(run / "log.csv")]
+
+
+def test_interrupted_and_resumed_run_reproduces_the_loss_sequence_exactly(tmp_path: Path) -> None:
+    data, val = tiny_data(), tiny_data(2, seed=1)
+    recipe = TinyRecipe()
+    train(recipe, data, out=tmp_path / "full", val=val, device="cpu", val_every=2)
+
+    def interrupt(info: StepInfo) -> None:
+        if info.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, data, out=tmp_path / "cut", val=val, device="cpu", val_every=2, ckpt_every=100,
+              on_step=interrupt)
+    assert len(losses(tmp_path / "cut")) == 3
+    train(recipe, data, out=tmp_path / "cut", val=val, device="cpu", val_every=2, resume=True)
+
+    assert len(losses(tmp_path / "full")) == 6
+    assert losses(tmp_path / "cut") == losses(tmp_path / "full")
+    full = read_tensors(tmp_path / "full" / "final.safetensors")
+    cut = read_tensors(tmp_path / "cut" / "final.safetensors")
+    assert all(torch.equal(full[k], cut[k]) for k in full)
+    lrs = [float(r["lr"]) for r in read_log(tmp_path / "full" / "log.csv")]
+    assert lrs == [1e-2] * 4 + [5e-3] * 2
+
+
+def test_gradient_accumulation_matches_the_full_batch(tmp_path: Path) -> None:
+    data = tiny_data()
+    recipe = TinyRecipe(iterations=2)
+    train(recipe, data, out=tmp_path / "a1", device="cpu")
+    train(recipe, data, out=tmp_path / "a2", device="cpu", accum=2)
+    one, two = losses(tmp_path / "a1"), losses(tmp_path / "a2")
+    assert float(one[0]) == pytest.approx(float(two[0]), rel=1e-6)
+    w1 = read_tensors(tmp_path / "a1" / "final.safetensors")
+    w2 = read_tensors(tmp_path / "a2" / "final.safetensors")
+    assert all(torch.allclose(w1[k], w2[k], atol=1e-6) for k in w1)
+    with pytest.raises(UsageError, match="divisible"):
+        train(recipe, data, out=tmp_path / "a3", device="cpu", accum=3)
+
+
+def test_export_writes_loadable_weights_and_a_manifest_record(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    summary = train(TinyRecipe(iterations=4), tiny_data(), out=run, val=tiny_data(2, seed=3), device="cpu",
+                    val_every=2)
+    record = summary.record
+    path = run / "final.safetensors"
+    assert record["sha256"] == sha256_file(path) and record["size"] == path.stat().st_size
+    meta = read_metadata(path)
+    assert meta["method"] == "tiny" and meta["hparams"] == {"width": 8} and meta["step"] == 4
+    assert meta["recipe"]["recipe"] == "tiny" and "val_psnr" in meta["metrics"]
+    net = TinyNet(**meta["hparams"])
+    net.load_state_dict(read_tensors(path), strict=True)
+    vals = read_log(run / "val.csv")
+    assert [int(r["step"]) for r in vals] == [0, 2, 4]
+    assert (run / "best.safetensors").is_file() and (run / "best.json").is_file()
+    assert summary.best_psnr == pytest.approx(max(float(r["psnr"]) for r in vals[1:]), abs=1e-3)
+
+
+def test_refuses_to_overwrite_a_run_and_to_resume_nothing(tmp_path: Path) -> None:
+    recipe = TinyRecipe(iterations=1)
+    train(recipe, tiny_data(), out=tmp_path / "r", device="cpu")
+    with pytest.raises(UsageError, match="already holds a run"):
+        train(recipe, tiny_data(), out=tmp_path / "r", device="cpu")
+    with pytest.raises(UsageError, match="nothing to resume"):
+        train(recipe, tiny_data(), out=tmp_path / "other", device="cpu", resume=True)
+
+
+def test_stream_is_sharded_across_ranks_and_resumable() -> None:
+    def take(s: StreamSampler, k: int) -> list[tuple[int, int]]:
+        it = iter(s)
+        return [next(it) for _ in range(k)]
+
+    single = take(StreamSampler(7, seed=3), 12)
+    r0, r1 = take(StreamSampler(7, seed=3, rank=0, world=2), 6), take(StreamSampler(7, seed=3, rank=1, world=2), 6)
+    assert [x for pair in zip(r0, r1, strict=True) for x in pair] == single
+    assert sorted(i for i, _ in single[:7]) == list(range(7))  # every item once per epoch
+    assert take(StreamSampler(7, seed=3, start=5), 7) == single[5:12]
+    assert take(StreamSampler(7, seed=4), 7) != single[:7]
+
+
+def test_augment_is_deterministic_and_scales_the_defocus_map() -> None:
+    sharp = torch.rand(3, 40, 40)
+    sample = {"blur": sharp.clone(), "sharp": sharp, "defocus": torch.full((1, 40, 40), 4.0)}
+    aug = Augment(crop=16, noise_p=1.0, scale_p=1.0, scale_range=(0.5, 0.5))
+    a, b = apply(sample, aug, 11), apply(sample, aug, 11)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert a["blur"].shape == (3, 16, 16)
+    assert torch.allclose(a["defocus"], torch.full((1, 16, 16), 2.0))
+    assert not torch.equal(a["blur"], a["sharp"])  # noise on the input only
+    with pytest.raises(DataError, match="smaller than"):
+        apply(sample, Augment(crop=64), 0)

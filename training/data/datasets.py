@@ -1,0 +1,111 @@
+"""``torch.utils.data.Dataset`` classes over the layouts in :mod:`training.data.layouts`.
+
+Augmentation is deterministic: item ``i`` at epoch ``e`` draws from a generator seeded with
+(seed, e, i), so a run is reproducible whatever the number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from deblurcli.errors import DataError
+from training.data import layouts
+from training.data.augment import Augment, apply_augment
+from training.data.pngio import read_image, read_map
+
+DED_MAP_SCALE = 256.0  # DED stores defocus maps as 8-bit PNG read as value / 256
+SIGNED_MAP_OFFSET, SIGNED_MAP_SCALE = 32768.0, 256.0  # coc/disparity maps written by ``defocus data synth``
+
+
+def load_entry(entry: layouts.Entry) -> dict[str, torch.Tensor | str]:
+    """Read every file of an entry; images (3, h, w) in [0, 1], maps (1, h, w); shapes must agree."""
+    out: dict[str, torch.Tensor | str] = {"name": entry["input"].stem}
+    for role, path in entry.items():
+        if role == "defocus":
+            arr = read_map(path)[None] / DED_MAP_SCALE
+        elif role in ("coc", "disparity"):
+            arr = (read_map(path)[None] - SIGNED_MAP_OFFSET) / SIGNED_MAP_SCALE
+        else:
+            arr = read_image(path)
+        out[role] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    shape = out["input"].shape[-2:]
+    for role, t in out.items():
+        if isinstance(t, torch.Tensor) and t.shape[-2:] != shape:
+            raise DataError(f"{entry[role]} is {tuple(t.shape[-2:])}, but {entry['input']} is {tuple(shape)}")
+    return out
+
+
+class FolderDataset(Dataset):
+    """Entries of files, read on access, optionally augmented."""
+
+    def __init__(
+        self, entries: list[layouts.Entry], *, augment: Augment | None = None, seed: int = 0
+    ) -> None:
+        self.entries = entries
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Give each epoch fresh but reproducible augmentation draws."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        sample = load_entry(self.entries[index])
+        if self.augment is None:
+            return sample
+        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
+        return apply_augment(sample, self.augment, gen)
+
+
+class DPDD(FolderDataset):
+    """DPDD (8- or 16-bit PNG, detected per file) or a synthetic set in the same layout."""
+
+    def __init__(
+        self,
+        root: Path,
+        split: str = "train",
+        *,
+        dual: bool = True,
+        maps: bool = False,
+        augment: Augment | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(layouts.dpdd(Path(root), split, dual=dual, maps=maps), augment=augment, seed=seed)
+
+
+class LFDOF(FolderDataset):
+    def __init__(self, root: Path, *, augment: Augment | None = None, seed: int = 0) -> None:
+        super().__init__(layouts.lfdof(Path(root)), augment=augment, seed=seed)
+
+
+class RealDOF(FolderDataset):
+    def __init__(self, root: Path, *, augment: Augment | None = None, seed: int = 0) -> None:
+        super().__init__(layouts.realdof(Path(root)), augment=augment, seed=seed)
+
+
+class DED(FolderDataset):
+    def __init__(self, root: Path, *, augment: Augment | None = None, seed: int = 0) -> None:
+        super().__init__(layouts.ded(Path(root)), augment=augment, seed=seed)
+
+
+class CUHK(FolderDataset):
+    def __init__(self, root: Path) -> None:
+        super().__init__(layouts.cuhk(Path(root)))
+
+
+class PixelDP(FolderDataset):
+    def __init__(self, root: Path) -> None:
+        super().__init__(layouts.pixeldp(Path(root)))
+
+
+class PairedFolder(FolderDataset):
+    def __init__(self, inputs: Path, targets: Path, *, augment: Augment | None = None, seed: int = 0) -> None:
+        super().__init__(layouts.paired(Path(inputs), Path(targets)), augment=augment, seed=seed)
