@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +137,8 @@ def test_interrupt_during_encoding_leaves_no_file(photo_dir: Path, monkeypatch: 
 
     real = encode_mod.atomic_output
 
-    def interrupted(path: Path):  # noqa: ANN202
+    @contextlib.contextmanager
+    def interrupted(path: Path) -> Iterator[Path]:
         with real(path) as tmp:
             tmp.write_bytes(b"partial")
             raise KeyboardInterrupt

@@ -192,7 +192,7 @@ def test_grayscale_and_flip_semantics() -> None:
     )
     assert torch.equal(g["input"][0], g["input"][1]) and torch.equal(g["target"][1], g["target"][2])
     assert float(g["target"].mean()) > float(_views()["target"].mean())  # IFAN's OETF quirk brightens
-    v = _views()
+    v = _views(80, 80)
     f = apply_augment(v, Augment(crop=80, hflip_p=1.0), torch.Generator().manual_seed(0))
     assert torch.equal(f["left"], v["right"].flip(-1)) and torch.equal(f["right"], v["left"].flip(-1))
 

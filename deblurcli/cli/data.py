@@ -21,7 +21,9 @@ def _data() -> None:
 
 @app.command()
 def synth(
-    src: Annotated[list[Path], typer.Option("--src", help="Folder (or file) of sharp photos; repeatable.")],
+    src: Annotated[
+        list[Path], typer.Option("--src", metavar="DIR", help="Folder (or file) of sharp photos; repeatable.")
+    ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output folder (DPDD layout + ded/ + samples.json).")
     ],

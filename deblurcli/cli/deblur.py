@@ -66,7 +66,7 @@ def deblur(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     precision: Annotated[Precision, typer.Option(help="Arithmetic precision.")] = Precision.fp32,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
-    max_megapixels: Annotated[float, typer.Option(min=0.01, help="Refuse photos larger than this.")] = 200.0,
+    max_megapixels: Annotated[float, typer.Option(min=1e-6, help="Refuse photos larger than this.")] = 200.0,
     offline: Annotated[bool, typer.Option(help="Never download; fail if weights are not cached.")] = False,
     cache_dir: Annotated[Path | None, typer.Option(help="Weights cache (default: $DEFOCUS_CACHE or per user).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,

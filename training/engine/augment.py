@@ -83,9 +83,13 @@ def apply(sample: Mapping[str, torch.Tensor], aug: Augment, seed: int) -> Sample
     scaled, s = rng.random() < aug.scale_p, rng.uniform(*aug.scale_range)
     fy, fx, quarter = rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(4))
     out: Sample = {k: v.float() for k, v in sample.items()}
-    if scaled:
-        out = _rescale(out, float(s))
     h, w = out["blur"].shape[-2:]
+    if scaled:
+        # Never shrink below the crop: on full-size photos this never binds, on small ones it keeps the patch.
+        s = max(float(s), aug.crop / min(h, w)) if aug.crop else float(s)
+        if s < 1.0:
+            out = _rescale(out, s)
+            h, w = out["blur"].shape[-2:]
     if aug.crop:
         if h < aug.crop or w < aug.crop:
             raise DataError(f"a {w}x{h} training image is smaller than the {aug.crop}px crop; lower --crop")

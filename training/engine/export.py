@@ -43,7 +43,13 @@ def export_weights(
         the manifest record.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"method": method, "id": weights_id, "hparams": dict(hparams), "source": "defocus train", **training}
+    meta = {
+        "method": method,
+        "id": weights_id,
+        "hparams": dict(hparams),
+        "source": "defocus train",
+        **training,
+    }
     tmp = path.with_name(path.name + ".tmp")
     save_ours(tmp, net.state_dict(), meta)
     os.replace(tmp, path)

@@ -113,23 +113,52 @@ def train(
     own_world = world is None
     world = world or D.setup(device)
     try:
-        return _train(recipe, data, out=out, val=val, world=world, precision=precision, accum=accum,
-                      workers=workers, val_every=val_every, ckpt_every=ckpt_every, resume=resume, init=init,
-                      deterministic=deterministic, data_desc=data_desc, on_step=on_step)
+        return _train(
+            recipe,
+            data,
+            out=out,
+            val=val,
+            world=world,
+            precision=precision,
+            accum=accum,
+            workers=workers,
+            val_every=val_every,
+            ckpt_every=ckpt_every,
+            resume=resume,
+            init=init,
+            deterministic=deterministic,
+            data_desc=data_desc,
+            on_step=on_step,
+        )
     finally:
         if own_world:
             D.teardown(world)
 
 
 def _train(
-    recipe: Recipe, data: Dataset[Any], *, out: Path, val: Sequence[Sample], world: D.World, precision: str,
-    accum: int, workers: int, val_every: int, ckpt_every: int, resume: bool, init: Path | None,
-    deterministic: bool, data_desc: str, on_step: Callable[[StepInfo], None] | None,
+    recipe: Recipe,
+    data: Dataset[Any],
+    *,
+    out: Path,
+    val: Sequence[Sample],
+    world: D.World,
+    precision: str,
+    accum: int,
+    workers: int,
+    val_every: int,
+    ckpt_every: int,
+    resume: bool,
+    init: Path | None,
+    deterministic: bool,
+    data_desc: str,
+    on_step: Callable[[StepInfo], None] | None,
 ) -> RunResult:
     dev = world.device
     micro, rest = divmod(recipe.batch, world.size * accum)
     if rest or micro < 1:
-        raise UsageError(f"batch {recipe.batch} is not divisible by {world.size} process(es) x --accum {accum}")
+        raise UsageError(
+            f"batch {recipe.batch} is not divisible by {world.size} process(es) x --accum {accum}"
+        )
     state_path = out / "state" / STATE_NAME
     if not resume and state_path.exists():
         raise UsageError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
@@ -165,17 +194,29 @@ def _train(
             val_log.truncate_after(step)
     elif world.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        run = {"recipe": recipe.to_dict(), "data": data_desc, "world_size": world.size, "accum": accum,
-               "precision": precision, "torch": torch.__version__}
+        run = {
+            "recipe": recipe.to_dict(),
+            "data": data_desc,
+            "world_size": world.size,
+            "accum": accum,
+            "precision": precision,
+            "torch": torch.__version__,
+        }
         (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     model: torch.nn.Module = objective
     if world.distributed:
         model = DistributedDataParallel(objective, device_ids=[dev] if dev.type == "cuda" else None)
 
-    sampler = StreamSampler(len(data), seed=recipe.seed, rank=world.rank, world=world.size,
-                            start=step * recipe.batch)
-    loader = DataLoader(Patches(data, recipe.augment(), keys=recipe.keys), batch_size=micro, sampler=sampler,
-                        num_workers=workers, pin_memory=dev.type == "cuda")
+    sampler = StreamSampler(
+        len(data), seed=recipe.seed, rank=world.rank, world=world.size, start=step * recipe.batch
+    )
+    loader = DataLoader(
+        Patches(data, recipe.augment(), keys=recipe.keys),
+        batch_size=micro,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=dev.type == "cuda",
+    )
     batches = _batches(loader, dev, channels_last)
 
     def validate_now() -> float | None:
@@ -185,18 +226,37 @@ def _train(
 
     def save() -> None:
         if world.is_main:
-            save_state(state_path, {
-                "model": objective.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                "step": step, "samples": step * recipe.batch, "best": best, "first_psnr": first_psnr,
-                "rng": rng_state(),
-            })
+            save_state(
+                state_path,
+                {
+                    "model": objective.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "step": step,
+                    "samples": step * recipe.batch,
+                    "best": best,
+                    "first_psnr": first_psnr,
+                    "rng": rng_state(),
+                },
+            )
 
     def export(name: str, psnr: float | None) -> dict[str, Any]:
-        training = {"recipe": recipe.to_dict(), "step": step, "data": data_desc, "world_size": world.size,
-                    "precision": precision, "metrics": {} if psnr is None else {"val_psnr": round(psnr, 4)}}
-        return export_weights(objective.net, out / f"{name}.safetensors", method=recipe.method,
-                              weights_id=f"{recipe.method}-{out.name}", hparams=recipe.net_hparams(),
-                              training=training)
+        training = {
+            "recipe": recipe.to_dict(),
+            "step": step,
+            "data": data_desc,
+            "world_size": world.size,
+            "precision": precision,
+            "metrics": {} if psnr is None else {"val_psnr": round(psnr, 4)},
+        }
+        return export_weights(
+            objective.net,
+            out / f"{name}.safetensors",
+            method=recipe.method,
+            weights_id=f"{recipe.method}-{out.name}",
+            hparams=recipe.net_hparams(),
+            training=training,
+        )
 
     if step == 0 and world.is_main and val:
         first_psnr = validate_now()
@@ -247,8 +307,14 @@ def _train(
     except KeyboardInterrupt:
         save()
         raise
-    result = RunResult(step=step, val_psnr_start=first_psnr, val_psnr=psnr, best_psnr=best if val else None,
-                       record=None, net=objective.net)
+    result = RunResult(
+        step=step,
+        val_psnr_start=first_psnr,
+        val_psnr=psnr,
+        best_psnr=best if val else None,
+        record=None,
+        net=objective.net,
+    )
     if world.is_main:
         result = dataclasses.replace(result, record=export("final", psnr))
         summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "net"}

@@ -84,7 +84,9 @@ class Recipe:
         if not 1 <= self.stage <= self.stages:
             raise UsageError(f"recipe {self.name} has stage(s) 1..{self.stages}, not {self.stage}")
         if self.iterations < 1 or self.batch < 1 or self.crop < self.multiple_of:
-            raise UsageError(f"{self.name}: iterations and batch must be positive and crop >= {self.multiple_of}")
+            raise UsageError(
+                f"{self.name}: iterations and batch must be positive and crop >= {self.multiple_of}"
+            )
         if self.crop % self.multiple_of:
             raise UsageError(f"{self.name}: --crop must be a multiple of {self.multiple_of}")
 

@@ -10,7 +10,8 @@ targets would teach a network to keep blur. Each photo is downscaled (which also
   changes nothing, so they are harmless;
 * any other block is **suspect** (smooth gradients with texture missing: likely real bokeh).
 
-A crop window is accepted when at most ``MAX_SUSPECT`` = 10 % of the blocks it touches are suspect.
+A crop window is accepted when at most ``MAX_SUSPECT`` = 10 % of the blocks it touches are suspect and at
+least ``MIN_SHARP`` = 30 % are sharp (all-flat crops of sky or walls teach nothing about deblurring).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ BLOCK = 32
 SHARP_LAPLACIAN_VAR = 100.0
 FLAT_STD = 4.0
 MAX_SUSPECT = 0.10
+MIN_SHARP = 0.30
 SHORT_SIDES = (1024, 640)  # each photo is used at two scales for variety of texture size
 
 
@@ -44,8 +46,8 @@ def find_photos(dirs: list[Path]) -> list[Path]:
     return sorted(found)
 
 
-def suspect_blocks(rgb: np.ndarray) -> np.ndarray:
-    """Boolean (h // 32, w // 32) map of blocks that are neither sharp nor flat; rgb is uint8 (h, w, 3)."""
+def block_classes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sharp, suspect) boolean (h // 32, w // 32) block maps of a uint8 (h, w, 3) photo."""
     grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     lap = np.zeros_like(grey)
     lap[1:-1, 1:-1] = (
@@ -57,7 +59,12 @@ def suspect_blocks(rgb: np.ndarray) -> np.ndarray:
     grey_b = grey[blocks].reshape(bh, BLOCK, bw, BLOCK)
     sharp = lap_b.var(axis=(1, 3)) > SHARP_LAPLACIAN_VAR
     flat = grey_b.std(axis=(1, 3)) < FLAT_STD
-    return ~(sharp | flat)
+    return sharp, ~(sharp | flat)
+
+
+def suspect_blocks(rgb: np.ndarray) -> np.ndarray:
+    """Blocks that are neither sharp nor flat: likely the photo's own defocus blur."""
+    return block_classes(rgb)[1]
 
 
 @dataclass(frozen=True)
@@ -69,15 +76,21 @@ class ScaledPhoto:
     windows: np.ndarray  # (n, 2) block indices
 
 
-def _windows(suspect: np.ndarray, nblocks: int) -> np.ndarray:
-    """Block positions whose nblocks x nblocks window has at most MAX_SUSPECT suspect blocks."""
+def _window_sums(blocks: np.ndarray, n: int) -> np.ndarray:
+    integral = np.pad(blocks.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    return integral[n:, n:] - integral[:-n, n:] - integral[n:, :-n] + integral[:-n, :-n]
+
+
+def _windows(sharp: np.ndarray, suspect: np.ndarray, nblocks: int) -> np.ndarray:
+    """Block positions of nblocks x nblocks windows that pass the MAX_SUSPECT and MIN_SHARP rules."""
     bh, bw = suspect.shape
     if bh < nblocks or bw < nblocks:
         return np.zeros((0, 2), dtype=np.int64)
-    integral = np.pad(suspect.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    n = nblocks
-    counts = integral[n:, n:] - integral[:-n, n:] - integral[n:, :-n] + integral[:-n, :-n]
-    return np.argwhere(counts <= MAX_SUSPECT * n * n)
+    area = nblocks * nblocks
+    ok = (_window_sums(suspect, nblocks) <= MAX_SUSPECT * area) & (
+        _window_sums(sharp, nblocks) >= MIN_SHARP * area
+    )
+    return np.argwhere(ok)
 
 
 def load_scaled(path: Path, short_side: int, crop: int) -> ScaledPhoto | None:
@@ -94,7 +107,7 @@ def load_scaled(path: Path, short_side: int, crop: int) -> ScaledPhoto | None:
     except OSError as err:
         raise DataError(f"cannot read source photo {path}: {err}") from err
     nblocks = -(-crop // BLOCK)
-    return ScaledPhoto(path=path, rgb=rgb, windows=_windows(suspect_blocks(rgb), nblocks))
+    return ScaledPhoto(path=path, rgb=rgb, windows=_windows(*block_classes(rgb), nblocks))
 
 
 class PhotoPool:
@@ -120,8 +133,7 @@ class PhotoPool:
     def draw(self, rng: np.random.Generator, allowed: set[Path] | None = None) -> tuple[np.ndarray, dict]:
         """A (3, crop, crop) float sRGB crop in [0, 1] plus where it came from (for the JSON sidecar)."""
         items = [it for it in self.items if allowed is None or it.path in allowed]
-        weights = np.array([len(it.windows) for it in items], dtype=np.float64)
-        item = items[int(rng.choice(len(items), p=weights / weights.sum()))]
+        item = items[int(rng.integers(len(items)))]  # uniform over (photo, scale): big photos do not dominate
         by, bx = item.windows[int(rng.integers(len(item.windows)))]
         span = -(-self.crop // BLOCK) * BLOCK
         y = min(by * BLOCK + int(rng.integers(span - self.crop + 1)), item.rgb.shape[0] - self.crop)

@@ -1,0 +1,332 @@
+"""The classical method: an edge-based defocus map and a spatially varying Wiener deconvolution, no weights.
+
+It is the floor every learned method is measured against and the default that works offline. Two stages:
+
+1. **Defocus map** (Zhuo & Sim 2011, gradient ratio). Re-blurring a Gaussian edge of width ``sigma`` with a
+   known ``sigma0`` lowers its peak gradient by ``R = sqrt(sigma^2 + sigma0^2) / sigma``, so at edge pixels
+   ``sigma = sigma0 / sqrt(R^2 - 1)``. The sparse edge estimates are spread over the tile by an edge-aware,
+   confidence-weighted normalized convolution (a-trous passes with colour-similarity weights), so the map
+   follows object boundaries and stays local to the receptive field.
+2. **Deconvolution** in linear light, where lens blur is a convolution. The tile is deconvolved with a bank of
+   disc PSFs (radii ``RADII``) by a gradient-regularised Wiener (Tikhonov) filter in the Fourier domain, after
+   reflect padding with a taper to the mean so the periodic FFT sees no border jump. Each pixel takes the
+   linear interpolation of the two bank results nearest its map radius.
+
+Gaussian sigma becomes a disc radius by ``r = 2 * sqrt(sigma^2 - SIGMA_PIXEL^2)``: a uniform disc of radius
+``r`` has the per-axis standard deviation ``r / 2``, and ``SIGMA_PIXEL`` removes the width that sampling and
+the gradient stencil give even a perfectly sharp edge (calibrated on disc-blurred photos). The map is clamped
+to ``[0, MAX_RADIUS]`` px and reported as ``"defocus"`` (blur radius in pixels, full resolution).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deblurcli.methods.spec import MethodSpec, Outputs
+
+#: radii of the deconvolution bank, px; the map is clamped to the last one
+RADII: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
+MAX_RADIUS = RADII[-1]
+#: Gaussian re-blur of the gradient-ratio estimator; large enough that R stays measurable for wide blur
+SIGMA0 = 3.0
+#: apparent Gaussian width of an in-focus edge under our sampling and gradient stencil, px
+SIGMA_PIXEL = 0.5
+#: minimum peak gradient (linear luminance per px) for an edge to vote; below it noise dominates the ratio
+EDGE_THRESHOLD = 0.004
+#: Gaussian widths (px) and weights of the multi-scale spreading of edge estimates
+SPREAD_SIGMAS: tuple[float, ...] = (3.0, 8.0, 16.0)
+SPREAD_WEIGHTS: tuple[float, ...] = (1.0, 0.3, 0.1)
+#: edge estimates this far (px) from the first dense map lose most of their vote in the second pass
+OUTLIER_PX = 1.0
+#: guided-filter window radius (px) and regulariser (grey sRGB^2) for the edge-aware final map
+GUIDE_RADIUS = 8
+GUIDE_EPS = 1e-3
+#: Tikhonov weight on the gradient energy of the estimate; trades ringing and noise against sharpness
+REGULARISATION = 0.04
+#: padding around the tile before the FFT, px; beyond the widest PSF and the inverse filter's ringing
+FFT_PAD = 32
+
+_LUMA = (0.2126, 0.7152, 0.0722)
+
+
+def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    """IEC 61966-2-1 decode; the torch twin of ``deblurcli.io.color`` so the method runs on any device."""
+    x = x.clamp(0.0, 1.0)
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """IEC 61966-2-1 encode, clamping to [0, 1] first (deconvolution overshoots)."""
+    x = x.clamp(0.0, 1.0)
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def _pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    """Reflect padding that also works when the pad exceeds the tile (reflect, then replicate the rest)."""
+    h, w = x.shape[-2:]
+    rt, rb, rl, rr = min(top, h - 1), min(bottom, h - 1), min(left, w - 1), min(right, w - 1)
+    if rt or rb or rl or rr:
+        x = F.pad(x, (rl, rr, rt, rb), mode="reflect")
+    if (top - rt) or (bottom - rb) or (left - rl) or (right - rr):
+        x = F.pad(x, (left - rl, right - rr, top - rt, bottom - rb), mode="replicate")
+    return x
+
+
+def _conv_sep(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Separable same-size convolution of every channel with a symmetric 1-D kernel, reflect borders."""
+    c, k = x.shape[1], taps.numel() // 2
+    xp = _pad(x, k, k, k, k)
+    kh = taps.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+    kv = taps.view(1, 1, -1, 1).expand(c, 1, -1, 1)
+    return F.conv2d(F.conv2d(xp, kh, groups=c), kv, groups=c)
+
+
+def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    k = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-k, k + 1, dtype=x.dtype, device=x.device)
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    return _conv_sep(x, g / g.sum())
+
+
+def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences (per px) with reflect borders, so a flat border reads as zero gradient."""
+    xp = _pad(x, 1, 1, 1, 1)
+    gx = 0.5 * (xp[..., 1:-1, 2:] - xp[..., 1:-1, :-2])
+    gy = 0.5 * (xp[..., 2:, 1:-1] - xp[..., :-2, 1:-1])
+    return gx, gy
+
+
+@functools.lru_cache(maxsize=1)
+def _ratio_table() -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient ratio R(r) of an ideal step edge blurred by our disc of radius r, for r on a fine grid.
+
+    A disc's edge profile is far from Gaussian (re-blurring barely lowers its flat-topped peak), so the
+    closed form ``sigma0 / sqrt(R^2 - 1)`` would misjudge disc blur by a factor of two; instead we measure R
+    with the very same discrete operators the estimator uses and invert the table. R falls monotonically.
+    """
+    radii = torch.arange(0.5, MAX_RADIUS + 0.26, 0.25, dtype=torch.float64)
+    n = 8 * int(MAX_RADIUS + 4 * SIGMA0)
+    step = torch.zeros(1, 1, 1, n, dtype=torch.float64)
+    step[..., n // 2 :] = 1.0
+    ratios = []
+    for r in radii.tolist():
+        lsf = disc_kernel(r, dtype=torch.float64).sum(0)
+        k = lsf.numel() // 2
+        edge = F.conv2d(F.pad(step, (k, k, 0, 0), mode="replicate"), lsf.view(1, 1, 1, -1))
+        peak = _gradients(edge)[0].abs().amax()
+        peak0 = _gradients(_gaussian(edge, SIGMA0))[0].abs().amax()
+        ratios.append(float(peak / peak0))
+    radii[0] = 0.0  # a disc of radius 0.5 is a delta: the sharpest measurable edge means no blur
+    return radii, torch.tensor(ratios, dtype=torch.float64)
+
+
+def _radius_from_ratio(ratio: torch.Tensor) -> torch.Tensor:
+    """Invert the disc ratio table by linear interpolation; ratios beyond its ends clamp to 0 or MAX_RADIUS."""
+    radii, ratios = _ratio_table()
+    radii = radii.flip(0).to(ratio)
+    ratios = ratios.flip(0).to(ratio)  # increasing now
+    x = ratio.clamp(float(ratios[0]), float(ratios[-1]))
+    i = torch.searchsorted(ratios, x.contiguous()).clamp(1, ratios.numel() - 1)
+    lo, hi = ratios[i - 1], ratios[i]
+    t = (x - lo) / (hi - lo).clamp_min(1e-12)
+    return radii[i - 1] + t * (radii[i] - radii[i - 1])
+
+
+def _edge_estimates(luma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sparse blur radius at edge pixels and its confidence (zero off edges).
+
+    Edges are thin ridges of the gradient magnitude (non-maximum suppression along the quantised gradient
+    direction), because the ratio formula holds at an edge's centre, not on its flanks.
+    """
+    gx, gy = _gradients(luma)
+    mag = torch.sqrt(gx * gx + gy * gy)
+    rx, ry = _gradients(_gaussian(luma, SIGMA0))
+    mag0 = torch.sqrt(rx * rx + ry * ry)
+
+    mp = _pad(mag, 1, 1, 1, 1)
+    h, w = mag.shape[-2:]
+
+    def shifted(dy: int, dx: int) -> torch.Tensor:
+        return mp[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+
+    angle = torch.atan2(gy, gx) % math.pi
+    sector = torch.round(angle / (math.pi / 4)).long() % 4  # 0: x, 1: diagonal, 2: y, 3: anti-diagonal
+    neighbour = torch.zeros_like(mag)
+    for s, (dy, dx) in enumerate(((0, 1), (1, 1), (1, 0), (1, -1))):
+        pair = torch.maximum(shifted(dy, dx), shifted(-dy, -dx))
+        neighbour = torch.where(sector == s, pair, neighbour)
+    edge = (mag >= neighbour) & (mag > EDGE_THRESHOLD)
+
+    radius = _radius_from_ratio(mag / mag0.clamp_min(1e-12))
+    confidence = torch.where(edge, mag * mag, torch.zeros_like(mag))
+    return torch.where(edge, radius, torch.zeros_like(radius)), confidence
+
+
+def _normalized_blur(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """Multi-scale normalized convolution: dense evidence nearby wins, wider scales fill the gaps."""
+    acc_num = torch.zeros_like(num)
+    acc_den = torch.zeros_like(den)
+    for sigma, weight in zip(SPREAD_SIGMAS, SPREAD_WEIGHTS, strict=True):
+        acc_num += weight * _gaussian(num, sigma)
+        acc_den += weight * _gaussian(den, sigma)
+    return acc_num / acc_den.clamp_min(1e-20)
+
+
+def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
+    size = 2 * radius + 1
+    return F.avg_pool2d(_pad(x, radius, radius, radius, radius), size, stride=1)
+
+
+def _guided(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """He et al.'s guided filter with a grey guide: smooths ``src`` but keeps the guide's edges."""
+    mean_g, mean_s = _box(guide, radius), _box(src, radius)
+    cov = _box(guide * src, radius) - mean_g * mean_s
+    var = _box(guide * guide, radius) - mean_g * mean_g
+    a = cov / (var + eps)
+    b = mean_s - a * mean_g
+    return _box(a, radius) * guide + _box(b, radius)
+
+
+def _propagate(values: torch.Tensor, confidence: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """Spread sparse edge values over the tile, robustly and edge-aware.
+
+    A confidence-weighted normalized convolution gives a first dense map; edge samples far from it (texture
+    crowding, noise, highlights) are then down-weighted and the map recomputed, an iteratively reweighted
+    mean that behaves like a local median. A guided filter finally snaps the map to the photo's own edges,
+    where depth (and so blur) usually changes. Pixels with no evidence in reach get radius 0: leave them be.
+    """
+    dense = _normalized_blur(values * confidence, confidence)
+    agree = torch.exp(-0.5 * ((values - dense) / OUTLIER_PX) ** 2)
+    robust = confidence * agree
+    dense = _normalized_blur(values * robust, robust)
+    return _guided(guide, dense, GUIDE_RADIUS, GUIDE_EPS)
+
+
+def estimate_defocus(srgb: torch.Tensor) -> torch.Tensor:
+    """Blur radius map (1, 1, H, W) in px for an sRGB tile (1, 3, H, W) in [0, 1]."""
+    lin = srgb_to_linear(srgb)
+    weights = torch.tensor(_LUMA, dtype=lin.dtype, device=lin.device).view(1, 3, 1, 1)
+    luma = (lin * weights).sum(1, keepdim=True)
+    values, confidence = _edge_estimates(luma)
+    grey = linear_to_srgb(luma)
+    return _propagate(values, confidence, grey).clamp(0.0, MAX_RADIUS)
+
+
+def _fast_len(n: int) -> int:
+    """Smallest 2^a 3^b 5^c >= n, a size the FFT handles quickly."""
+    m = n
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
+
+
+def disc_kernel(radius: float, *, dtype: torch.dtype = torch.float32, supersample: int = 8) -> torch.Tensor:
+    """Anti-aliased uniform disc PSF of ``radius`` px, odd square, summing to 1 (a delta for radius 0)."""
+    if radius <= 0.5:  # such a disc lies inside the centre pixel
+        return torch.ones(1, 1, dtype=dtype)
+    k = math.ceil(radius - 0.5)
+    n = (2 * k + 1) * supersample
+    t = (torch.arange(n, dtype=torch.float64) + 0.5) / supersample - (k + 0.5)
+    inside = (t.view(-1, 1) ** 2 + t.view(1, -1) ** 2 <= radius**2).to(torch.float64)
+    cover = F.avg_pool2d(inside[None, None], supersample)[0, 0]
+    return (cover / cover.sum()).to(dtype)
+
+
+def _otf(kernel: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Real-FFT transfer function of a centred kernel on a grid of ``shape`` (centre moved to the origin)."""
+    k = kernel.shape[-1] // 2
+    grid = torch.zeros(shape, dtype=kernel.dtype, device=kernel.device)
+    grid[: kernel.shape[0], : kernel.shape[1]] = kernel
+    return torch.fft.rfft2(torch.roll(grid, shifts=(-k, -k), dims=(0, 1)))
+
+
+def _taper_pad(x: torch.Tensor, shape: tuple[int, int], pad: int) -> torch.Tensor:
+    """Reflect-pad to ``shape`` and fade the outer band to the tile mean, so the FFT's wrap-around is smooth."""
+    h, w = x.shape[-2:]
+    hh, ww = shape
+    out = _pad(x, pad, hh - h - pad, pad, ww - w - pad)
+    band = max(1, pad // 2)
+
+    def ramp(n: int, lo: int, hi: int) -> torch.Tensor:
+        i = torch.arange(n, dtype=x.dtype, device=x.device)
+        dist = torch.minimum(i - (lo - band), (hi - 1 + band) - i).clamp(0, band) / band
+        return 0.5 - 0.5 * torch.cos(math.pi * dist)
+
+    win = ramp(hh, pad, pad + h).view(-1, 1) * ramp(ww, pad, pad + w).view(1, -1)
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    return mean + (out - mean) * win
+
+
+def _hat(position: torch.Tensor, k: int) -> torch.Tensor:
+    """Linear-interpolation weight of bank entry ``k`` at each pixel: 1 at ``RADII[k]``, 0 at its neighbours."""
+    weight = torch.ones_like(position)
+    if k > 0:
+        weight = torch.minimum(weight, ((position - RADII[k - 1]) / (RADII[k] - RADII[k - 1])).clamp(0, 1))
+    if k + 1 < len(RADII):
+        weight = torch.minimum(weight, ((RADII[k + 1] - position) / (RADII[k + 1] - RADII[k])).clamp(0, 1))
+    return weight
+
+
+def deconvolve_bank(lin: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Deconvolve linear-light ``lin`` (1, C, H, W) with every disc in ``RADII`` and blend them by ``radius``.
+
+    The Tikhonov filter ``conj(K) / (|K|^2 + lambda |grad|^2)`` is the Wiener filter for a 1/f^2 image
+    spectrum: it inverts the disc where its transfer function is strong and smooths where the disc has zeros.
+    """
+    h, w = lin.shape[-2:]
+    shape = (_fast_len(h + 2 * FFT_PAD), _fast_len(w + 2 * FFT_PAD))
+    spectrum = torch.fft.rfft2(_taper_pad(lin, shape, FFT_PAD))
+    fy = torch.fft.fftfreq(shape[0], device=lin.device, dtype=lin.dtype).view(-1, 1)
+    fx = torch.fft.rfftfreq(shape[1], device=lin.device, dtype=lin.dtype).view(1, -1)
+    grad2 = (2 * torch.sin(math.pi * fy)) ** 2 + (2 * torch.sin(math.pi * fx)) ** 2
+
+    position = radius.clamp(RADII[0], RADII[-1])
+    out = torch.zeros_like(lin)
+    for k, r in enumerate(RADII):
+        weight = _hat(position, k)
+        if not bool((weight > 0).any()):
+            continue
+        if r == 0:
+            layer = lin
+        else:
+            otf = _otf(disc_kernel(r, dtype=lin.dtype).to(lin.device), shape)
+            filt = otf.conj() / (otf.abs() ** 2 + REGULARISATION * grad2)
+            full = torch.fft.irfft2(spectrum * filt, s=shape)
+            layer = full[..., FFT_PAD : FFT_PAD + h, FFT_PAD : FFT_PAD + w]
+        out = out + weight * layer
+    return out
+
+
+def run_classic(model: nn.Module | None, x: torch.Tensor) -> Outputs:
+    """sRGB tile in, deblurred sRGB and the defocus map out; ``model`` is unused (no weights)."""
+    del model
+    srgb = x.float().clamp(0.0, 1.0)
+    radius = estimate_defocus(srgb)
+    lin = deconvolve_bank(srgb_to_linear(srgb), radius)
+    image = linear_to_srgb(lin)
+    return {"image": image.to(x.dtype), "defocus": radius.to(x.dtype)}
+
+
+SPEC = MethodSpec(
+    name="classic",
+    summary="no weights: edge-based defocus map + disc-PSF Wiener deconvolution in linear light",
+    cls=None,
+    run=run_classic,
+    multiple_of=1,
+    receptive_field=64,
+    maps=("defocus",),
+    map_units={"defocus": "blur radius, px"},
+    default_tile=512,
+    bytes_per_pixel=600,
+    supports_half=False,
+)
