@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=200)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sheet", type=Path, default=Path("out/contact_sheet.png"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -142,3 +142,24 @@ def test_full_bench_run_writes_every_report(tmp_path: Path, monkeypatch: pytest.
         assert len(list(csv.DictReader(f))) == 6
     assert "| classic |" in (out / "bench.md").read_text()
     assert "LPIPS" in (out / "bench.md").read_text() and "RANDOM" in (out / "bench.md").read_text()
+
+
+def test_lpips_loads_official_layouts_strictly(tmp_path: Path) -> None:
+    """The AlexNet file as torchvision saves it (features + classifier) and the v0.1 heads load key for key."""
+    from deblurcli.bench.lpips import AlexFeatures, load_lpips
+    from deblurcli.errors import WeightsError
+
+    torch.manual_seed(0)
+    backbone = {f"features.{k}": v for k, v in AlexFeatures().features.state_dict().items()}
+    backbone["classifier.1.weight"] = torch.zeros(4096, 9216)  # present in the real file, ignored by LPIPS
+    heads = {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate((64, 192, 384, 256, 256))}
+    torch.save(backbone, tmp_path / "alexnet.pth")
+    torch.save(heads, tmp_path / "alex.pth")
+    model = load_lpips(tmp_path / "alexnet.pth", tmp_path / "alex.pth")
+    a, b = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    assert model(a, a).item() == pytest.approx(0.0, abs=1e-7)
+    assert model(a, b).item() > model(a, (a + 0.02 * b).clamp(0, 1)).item() > 0
+    del heads["lin4.model.1.weight"]
+    torch.save(heads, tmp_path / "bad.pth")
+    with pytest.raises(WeightsError, match="4.weight"):
+        load_lpips(tmp_path / "alexnet.pth", tmp_path / "bad.pth")

@@ -3,6 +3,7 @@ synthetic data, and overfitting one fixed batch (the loss must fall by a stated 
 
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from deblurcli.zoo.state import read_metadata
+from deblurcli.zoo.state import load_strict, read_metadata
 from training.engine.loop import train
 from training.losses import VGGFeatureLoss, defocus_weights, multiscale_l1, weighted_l2
 from training.recipes import recipe_class
@@ -156,6 +157,13 @@ def test_every_recipe_trains_and_exports_through_the_engine(
     meta = read_metadata(tmp_path / "final.safetensors")
     assert meta["method"] == name and meta["recipe"]["stage"] == stage
     assert meta["hparams"] == recipe.net_hparams()
+    # What `defocus deblur --method NAME --weights final.safetensors` does with the file:
+    try:
+        spec = importlib.import_module(f"deblurcli.methods.{name}").SPEC
+    except ModuleNotFoundError:
+        pytest.skip(f"deblurcli.methods.{name} is not there yet")
+    hparams = {**spec.hparams, **meta["hparams"]}
+    load_strict(spec.cls(**hparams), spec.convert(tmp_path / "final.safetensors"), source="export")
 
 
 def overfit(recipe: Recipe, steps: int, size: int) -> tuple[float, float]:

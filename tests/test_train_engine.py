@@ -1,4 +1,4 @@
-"""The training engine against a tiny stand-in network: resume, accumulation, data stream, export, CLI guards."""
+"""The training engine against a tiny stand-in network: resume, accumulation, data stream, export."""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ class VGGFeatureLoss(nn.Module):
         self.requires_grad_(False).eval()
 
     def train(self, mode: bool = True) -> VGGFeatureLoss:
-        """The backbone stays in eval mode whatever the objective does (no dropout/BN here, but be explicit)."""
+        """The backbone stays in eval mode whatever mode the objective is put in."""
         return super().train(False)
 
     def _prep(self, x: Tensor) -> Tensor:

@@ -8,7 +8,7 @@ import sys
 import typer
 
 from deblurcli import __version__
-from deblurcli.cli import bench, data, deblur, models
+from deblurcli.cli import bench, data, deblur, models, train
 
 app = typer.Typer(
     name="defocus",
@@ -37,6 +37,7 @@ def _root(
 
 app.command(name="deblur", no_args_is_help=True)(deblur.deblur)
 app.command(name="bench", no_args_is_help=True)(bench.bench)
+app.command(name="train", no_args_is_help=True)(train.train)
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
 

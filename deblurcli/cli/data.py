@@ -35,17 +35,22 @@ def synth(
     bits: Annotated[int, typer.Option(help="PNG bit depth: 8, or 16 as DPDD stores its lossless data.")] = 8,
     max_coc: Annotated[float, typer.Option(min=0.0, help="Largest CoC diameter in px.")] = 24.0,
     layers: Annotated[int, typer.Option(min=1, max=64, help="Depth layers used for compositing.")] = 12,
+    threads: Annotated[
+        int, typer.Option(min=1, help="Torch threads; 1 is fastest for these small FFTs on a busy machine.")
+    ] = 1,
     jpeg_prob: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of JPEG-compressed inputs.")
     ] = 0.2,
 ) -> None:
     """Render synthetic defocus (blurred, sharp, dual-pixel views, CoC maps) from sharp photos."""
+    import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from training.synth.sample import SynthConfig
     from training.synth.sources import PhotoPool, find_photos
     from training.synth.writer import write_dataset
 
+    torch.set_num_threads(threads)
     console = stderr_console()
     try:
         if bits not in (8, 16):

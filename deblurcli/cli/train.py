@@ -183,7 +183,8 @@ def _run(
         start = "-" if result.val_psnr_start is None else f"{result.val_psnr_start:.2f}"
         end = "-" if result.val_psnr is None else f"{result.val_psnr:.2f}"
         con.print(
-            f"done: {result.step} iterations, val PSNR {start} -> {end} dB; weights {out / 'final.safetensors'}"
+            f"done: {result.step} iterations, val PSNR {start} -> {end} dB; "
+            f"weights {out / 'final.safetensors'}"
         )
 
 

@@ -2,20 +2,22 @@
 
 It is the floor every learned method is measured against and the default that works offline. Two stages:
 
-1. **Defocus map** (Zhuo & Sim 2011, gradient ratio). Re-blurring a Gaussian edge of width ``sigma`` with a
-   known ``sigma0`` lowers its peak gradient by ``R = sqrt(sigma^2 + sigma0^2) / sigma``, so at edge pixels
-   ``sigma = sigma0 / sqrt(R^2 - 1)``. The sparse edge estimates are spread over the tile by an edge-aware,
-   confidence-weighted normalized convolution (a-trous passes with colour-similarity weights), so the map
-   follows object boundaries and stays local to the receptive field.
+1. **Defocus map** (after Zhuo & Sim 2011, gradient ratio). Re-blurring an edge with a known Gaussian
+   ``SIGMA0`` lowers its peak gradient by a ratio ``R`` that falls as the edge's own blur grows. Zhuo & Sim
+   assume a Gaussian edge (``sigma = sigma0 / sqrt(R^2 - 1)``); lens blur is a disc, whose flat-topped edge
+   profile re-blurs very differently, so we invert a table of ``R`` measured on ideal disc-blurred steps
+   with the same discrete operators (no sigma-to-radius rule of thumb such as ``r = 2 sigma`` is needed).
+   The sparse estimates at edge pixels are spread over the tile by a robust, confidence-weighted
+   normalized convolution and snapped to the photo's edges by a guided filter, all within
+   ``receptive_field`` pixels so a tile's map matches the full frame's.
 2. **Deconvolution** in linear light, where lens blur is a convolution. The tile is deconvolved with a bank of
    disc PSFs (radii ``RADII``) by a gradient-regularised Wiener (Tikhonov) filter in the Fourier domain, after
    reflect padding with a taper to the mean so the periodic FFT sees no border jump. Each pixel takes the
    linear interpolation of the two bank results nearest its map radius.
 
-Gaussian sigma becomes a disc radius by ``r = 2 * sqrt(sigma^2 - SIGMA_PIXEL^2)``: a uniform disc of radius
-``r`` has the per-axis standard deviation ``r / 2``, and ``SIGMA_PIXEL`` removes the width that sampling and
-the gradient stencil give even a perfectly sharp edge (calibrated on disc-blurred photos). The map is clamped
-to ``[0, MAX_RADIUS]`` px and reported as ``"defocus"`` (blur radius in pixels, full resolution).
+The map is clamped to ``[0, MAX_RADIUS]`` px and reported as ``"defocus"`` (disc blur radius in pixels, full
+resolution). It errs low for wide blur (crowded edges interfere), which is the safe side: deconvolving with
+too large a disc rings, too small a disc merely under-sharpens.
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ RADII: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10
 MAX_RADIUS = RADII[-1]
 #: Gaussian re-blur of the gradient-ratio estimator; large enough that R stays measurable for wide blur
 SIGMA0 = 3.0
-#: apparent Gaussian width of an in-focus edge under our sampling and gradient stencil, px
-SIGMA_PIXEL = 0.5
 #: minimum peak gradient (linear luminance per px) for an edge to vote; below it noise dominates the ratio
 EDGE_THRESHOLD = 0.004
 #: Gaussian widths (px) and weights of the multi-scale spreading of edge estimates
@@ -126,7 +126,7 @@ def _ratio_table() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _radius_from_ratio(ratio: torch.Tensor) -> torch.Tensor:
-    """Invert the disc ratio table by linear interpolation; ratios beyond its ends clamp to 0 or MAX_RADIUS."""
+    """Invert the disc ratio table by linear interpolation; ratios beyond its ends clamp to its radii."""
     radii, ratios = _ratio_table()
     radii = radii.flip(0).to(ratio)
     ratios = ratios.flip(0).to(ratio)  # increasing now
@@ -251,7 +251,7 @@ def _otf(kernel: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 
 def _taper_pad(x: torch.Tensor, shape: tuple[int, int], pad: int) -> torch.Tensor:
-    """Reflect-pad to ``shape`` and fade the outer band to the tile mean, so the FFT's wrap-around is smooth."""
+    """Reflect-pad to ``shape``, fading the outer band to the tile mean so the FFT's wrap-around is smooth."""
     h, w = x.shape[-2:]
     hh, ww = shape
     out = _pad(x, pad, hh - h - pad, pad, ww - w - pad)
@@ -268,7 +268,7 @@ def _taper_pad(x: torch.Tensor, shape: tuple[int, int], pad: int) -> torch.Tenso
 
 
 def _hat(position: torch.Tensor, k: int) -> torch.Tensor:
-    """Linear-interpolation weight of bank entry ``k`` at each pixel: 1 at ``RADII[k]``, 0 at its neighbours."""
+    """Interpolation weight of bank entry ``k`` per pixel: 1 at ``RADII[k]``, 0 at its neighbours."""
     weight = torch.ones_like(position)
     if k > 0:
         weight = torch.minimum(weight, ((position - RADII[k - 1]) / (RADII[k] - RADII[k - 1])).clamp(0, 1))
@@ -327,6 +327,6 @@ SPEC = MethodSpec(
     maps=("defocus",),
     map_units={"defocus": "blur radius, px"},
     default_tile=512,
-    bytes_per_pixel=600,
+    bytes_per_pixel=400,
     supports_half=False,
 )

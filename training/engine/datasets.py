@@ -75,7 +75,7 @@ def default_val_spec(spec: str) -> str | None:
 def validation_samples(
     spec: str, *, keys: tuple[str, ...], limit: int, crop: int = 0
 ) -> list[dict[str, torch.Tensor]]:
-    """Up to ``limit`` validation samples, centre-cropped to ``crop`` px if given (keeps CPU validation short).
+    """Up to ``limit`` validation samples, centre-cropped to ``crop`` px if given (short CPU validation).
 
     ``spec`` names the validation data; for split kinds its ``val`` split is used.
     """

@@ -36,7 +36,7 @@ class World:
 
 
 def _pick_device(requested: str, local_rank: int) -> torch.device:
-    """``auto`` is the local GPU when there is one; an explicit ``cuda`` under torchrun means this rank's GPU."""
+    """``auto`` is the local GPU when there is one; a bare ``cuda`` under torchrun is this rank's GPU."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(requested)

@@ -42,7 +42,7 @@ def evaluate(
     device: torch.device,
     autocast: Callable[[], AbstractContextManager[object]],
 ) -> float:
-    """Mean PSNR of ``net`` over ``samples`` (each a dict with ``blur`` and ``sharp``); the net's mode is kept."""
+    """Mean PSNR of ``net`` over ``samples`` (dicts with ``blur`` and ``sharp``); keeps the net's mode."""
     was_training = net.training
     net.eval()
     scores = []

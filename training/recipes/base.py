@@ -110,7 +110,7 @@ class Recipe:
         return dataclasses.replace(self, iterations=iterations, **scaled)
 
     def fit_to_data(self, n_items: int) -> Recipe:
-        """Iterations from the published epochs for a training set of ``n_items`` (unchanged without epochs)."""
+        """Iterations from the published epochs for ``n_items`` training samples (if published in epochs)."""
         if self.epochs is None:
             return self
         return self.with_iterations(max(1, math.ceil(self.epochs * n_items / self.batch)))
@@ -141,7 +141,7 @@ class Recipe:
         return Augment(crop=self.crop)
 
     def predict(self, net: nn.Module, blur: Tensor) -> Tensor:
-        """Deblurred image in [0, 1] (unclipped) for ``blur`` in [0, 1], sizes multiples of ``multiple_of``."""
+        """Unclipped deblurred image for ``blur`` in [0, 1], sized in multiples of ``multiple_of``."""
         raise NotImplementedError
 
     def load_init(self, net: nn.Module, path: Path) -> None:
