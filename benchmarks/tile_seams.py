@@ -5,7 +5,7 @@ receptive fields are hundreds of pixels; what matters is the error at practical 
 deterministic "key-seeded fill" of shared/reference/README.md (gain 1.0 for IFAN, 0.7 for DRBNet), which
 reproduces the authors' reference tensors, on a real photo (scikit-image's astronaut).
 
-    python benchmarks/tile_seams.py [--size 512] [--tile 256]
+    python benchmarks/tile_seams.py [--size 512] [--tile 384] [--overlaps 32,64,96] [--methods ifan,drbnet]
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--tile", type=int, default=384)
+    parser.add_argument("--overlaps", default="32,64,96", help="comma-separated overlaps to try")
+    parser.add_argument("--methods", default="ifan,drbnet")
     args = parser.parse_args()
     from skimage import data
 
@@ -42,7 +44,9 @@ def main() -> None:
     print(f"photo {tuple(img.shape[-2:])}, tile {args.tile}")
     print("| method | overlap | max abs error | mean abs error | PSNR tiled vs full (dB) |")
     print("|---|---|---|---|---|")
-    for name, gain in (("ifan", 1.0), ("drbnet", 0.7)):
+    gains = {"ifan": 1.0, "drbnet": 0.7}
+    for name in args.methods.split(","):
+        gain = gains[name]
         spec = get_method(name)
         torch.manual_seed(0)
         model = spec.cls(**spec.hparams).eval()
@@ -53,7 +57,7 @@ def main() -> None:
                 return {"image": spec.run(model, t)["image"]}
 
         full = run_tiled(fn, img, tile=None, overlap=0, multiple_of=spec.multiple_of)["image"].clamp(0, 1)
-        for overlap in (32, 64, 96):
+        for overlap in (int(o) for o in args.overlaps.split(",")):
             if args.tile - 2 * overlap < spec.multiple_of:
                 continue
             tiled = run_tiled(fn, img, tile=args.tile, overlap=overlap, multiple_of=spec.multiple_of,

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from deblurcli.bench.macs import count_macs
 from deblurcli.bench.metrics import mae, psnr, ssim
-from deblurcli.bench.pairs import detect_layout, find_pairs
+from deblurcli.datasets import detect_layout, find_pairs
 from deblurcli.errors import DataError
 
 
@@ -130,16 +130,17 @@ def test_full_bench_run_writes_every_report(tmp_path: Path, monkeypatch: pytest.
     assert result.exit_code == 0, result.stderr + str(result.exception)
     assert {p.name for p in out.iterdir()} == {"bench.md", "bench.csv", "bench.json", "per_image.csv"}
     report = json.loads(result.stdout)
-    assert [m["method"] for m in report["methods"]] == ["classic", "tiny"]
-    tiny_row = report["methods"][1]
+    assert [m["method"] for m in report["methods"]] == ["input", "classic", "tiny"]
+    tiny_row = report["methods"][2]
     assert tiny_row["images"] == 3 and tiny_row["params"] == sum(p.numel() for p in TinyNet().parameters())
     assert tiny_row["gmacs_1280x720"] == pytest.approx(1280 * 720 * (4 * 3 * 9 + 3 * 4 * 9) / 1e9)
-    classic = report["methods"][0]
+    baseline, classic = report["methods"][0], report["methods"][1]
     assert classic["psnr"] > 15 and 0 < classic["ssim"] <= 1
+    assert baseline["psnr"] < classic["psnr"]  # the blurred inputs score lower than the deblurred ones
     assert all(m["lpips"] is None for m in report["methods"])
     assert any("LPIPS skipped" in n for n in report["notes"])
     with (out / "per_image.csv").open() as f:
-        assert len(list(csv.DictReader(f))) == 6
+        assert len(list(csv.DictReader(f))) == 9
     assert "| classic |" in (out / "bench.md").read_text()
     assert "LPIPS" in (out / "bench.md").read_text() and "RANDOM" in (out / "bench.md").read_text()
 

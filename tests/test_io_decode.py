@@ -12,9 +12,9 @@ from PIL import Image, ImageOps
 from skimage import data
 
 from deblurcli.errors import PhotoError, PhotoTooLargeError, UnsupportedFormatError
-from deblurcli.io import decode as decode_module
+from deblurcli.io import png as png_codec
 from deblurcli.io.decode import SUPPORTED_EXTENSIONS, decode
-from deblurcli.io.encode import png_bytes, png_filter
+from deblurcli.io.png import ADAM7, png_bytes, png_filter
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_png16_adam7_interlaced(tmp_path: Path, rgb8: np.ndarray) -> None:
     samples = _rgb16(rgb8)[:37, :53]  # odd sizes leave some passes narrow
     raw = samples.astype(">u2").view(np.uint8).reshape(37, 53, 6)
     passes = []
-    for x0, y0, dx, dy in decode_module._ADAM7:
+    for x0, y0, dx, dy in ADAM7:
         sub = raw[y0::dy, x0::dx]
         if sub.size:
             rows = sub.reshape(sub.shape[0], -1)
@@ -207,7 +207,7 @@ def test_too_large_is_refused_before_decoding(tmp_path: Path, rgb8: np.ndarray, 
 
     monkeypatch.setattr(Image.Image, "load", forbidden)
     monkeypatch.setattr(tifffile.TiffPage, "asarray", forbidden)
-    monkeypatch.setattr(decode_module, "_png_unfilter", forbidden)
+    monkeypatch.setattr(png_codec, "unfilter", forbidden)
     for name in ("x.jpg", "x.tif", "x.png"):
         with pytest.raises(PhotoTooLargeError, match="MP"):
             decode(tmp_path / name, max_pixels=128 * 96 - 1)

@@ -11,6 +11,9 @@ import pytest
 import torch
 
 from deblurcli.errors import DataError
+from deblurcli.io import png
+from deblurcli.io.png import SIGNATURE as _SIGNATURE
+from deblurcli.io.png import chunk as _chunk
 from training.data import (
     CUHK,
     DED,
@@ -24,7 +27,12 @@ from training.data import (
     RealDOF,
     apply_augment,
 )
-from training.data.pngio import _SIGNATURE, _chunk, read_image, write_png
+from training.data.datasets import read_image
+
+
+def write_png(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    png.write_png(path, arr)
 
 
 def _img(seed: int, h: int = 24, w: int = 32, bits: int = 8) -> np.ndarray:

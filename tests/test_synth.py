@@ -167,7 +167,7 @@ def test_cli_writes_dpdd_and_ded_layout(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from deblurcli.cli.data import app
-    from training.data.pngio import read_image
+    from training.data.datasets import read_image
 
     src = Path(os.path.dirname(skimage.__file__)) / "data" / "astronaut.png"
     args = [

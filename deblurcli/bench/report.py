@@ -44,12 +44,21 @@ def rows(summaries: list[MethodSummary], published: list[PublishedRow]) -> list[
     return out
 
 
+#: the terminal table keeps the columns people compare; the files keep all of them
+TERMINAL_COLUMNS = ("method", "images", "PSNR", "SSIM", "MAE", "LPIPS", "s/image", "peak MB", "GMACs@720p")
+
+
 def rich_table(summaries: list[MethodSummary], published: list[PublishedRow], title: str) -> Table:
-    table = Table(title=title)
-    for i, col in enumerate(COLUMNS):
-        table.add_column(col, justify="left" if i == 0 or i >= 10 else "right")
+    """The results as a compact table for the terminal; published rows are marked and sourced in a caption."""
+    keep = [COLUMNS.index(c) for c in TERMINAL_COLUMNS]
+    table = Table(title=title, caption="; ".join(f"{p.method}: {p.source}" for p in published) or None)
+    short = {"images": "n", "s/image": "s/img", "peak MB": "MB", "GMACs@720p": "GMAC@720p"}
+    for col in TERMINAL_COLUMNS:
+        table.add_column(short.get(col, col), justify="left" if col == "method" else "right", no_wrap=True)
     for row in rows(summaries, published):
-        table.add_row(*row)
+        cells = [row[i] for i in keep]
+        cells[0] = cells[0].replace(" (published)", " (paper)")
+        table.add_row(*cells, style="dim" if "(published)" in row[0] else None)
     return table
 
 

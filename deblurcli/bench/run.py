@@ -21,9 +21,10 @@ import torch
 
 from deblurcli.bench.macs import count_macs
 from deblurcli.bench.metrics import mae, psnr, ssim
-from deblurcli.bench.pairs import Pair
+from deblurcli.datasets import Pair
 from deblurcli.errors import DataError
 from deblurcli.io.decode import decode
+from deblurcli.io.encode import encode
 from deblurcli.io.photo import Photo
 from deblurcli.methods.loader import LoadedMethod
 from deblurcli.pipeline import DeblurOptions, deblur_photo
@@ -102,67 +103,93 @@ def _macs(method: LoadedMethod) -> float | None:
     return macs / 1e9
 
 
+LpipsFn = Callable[[torch.Tensor, torch.Tensor], float]
+
+
+def _score(method: str, name: str, output: torch.Tensor, target: torch.Tensor, seconds: float,
+           lpips: LpipsFn | None) -> ImageScore:
+    return ImageScore(
+        method=method, name=name, psnr=psnr(output, target), ssim=ssim(output, target), mae=mae(output, target),
+        seconds=seconds, lpips=lpips(output, target) if lpips is not None else None,
+    )
+
+
+def _load_pair(pair: Pair, max_pixels: int) -> tuple[Photo, torch.Tensor]:
+    """The decoded input and the target tensor, refusing pairs whose sizes differ."""
+    source = decode(pair.source, max_pixels=max_pixels)
+    target = _as_chw(decode(pair.target, max_pixels=max_pixels))
+    if source.pixels.shape[:2] != tuple(target.shape[1:]):
+        sizes = f"{source.pixels.shape[:2]} vs {tuple(target.shape[1:])}"
+        raise DataError(f"{pair.name}: input and target sizes differ ({sizes})")
+    return source, target
+
+
+def _summarise(method: str, scores: list[ImageScore], *, peak_mb: float = 0.0, params: int = 0,
+               gmacs: float | None = None, tile: str = "-", weights: str | None = None) -> MethodSummary:
+    """Means over the images; PSNR averages the finite values (identical pairs give inf)."""
+    finite = [s.psnr for s in scores if math.isfinite(s.psnr)]
+    lpips = [s.lpips for s in scores if s.lpips is not None]
+    return MethodSummary(
+        method=method,
+        images=len(scores),
+        psnr=float(np.mean(finite)) if finite else math.inf,
+        ssim=float(np.mean([s.ssim for s in scores])),
+        mae=float(np.mean([s.mae for s in scores])),
+        lpips=float(np.mean(lpips)) if lpips else None,
+        seconds_per_image=float(np.mean([s.seconds for s in scores])),
+        peak_memory_mb=round(peak_mb, 1),
+        params=params,
+        gmacs_1280x720=gmacs,
+        tile=tile,
+        weights=weights,
+        per_image=scores,
+    )
+
+
 def bench_method(
     method: LoadedMethod,
     pairs: list[Pair],
     opts: DeblurOptions,
     *,
     save_dir: Path | None = None,
-    lpips: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
+    lpips: LpipsFn | None = None,
     on_image: Callable[[str], None] | None = None,
 ) -> MethodSummary:
     """Score one loaded method on ``pairs`` (see the module docstring for the protocol)."""
+    name = method.spec.name
     scores: list[ImageScore] = []
-    warmed = False
     _reset_peak(method.device)
-    for pair in pairs:
-        source = decode(pair.source, max_pixels=opts.max_pixels)
-        target = _as_chw(decode(pair.target, max_pixels=opts.max_pixels))
-        if source.pixels.shape[:2] != tuple(target.shape[1:]):
-            sizes = f"{source.pixels.shape[:2]} vs {tuple(target.shape[1:])}"
-            raise DataError(f"{pair.name}: input and target sizes differ ({sizes})")
-        if not warmed:
-            deblur_photo(source, method, opts)
-            warmed = True
+    for i, pair in enumerate(pairs):
+        source, target = _load_pair(pair, opts.max_pixels)
+        if i == 0:
+            deblur_photo(source, method, opts)  # warm-up, untimed
         start = time.perf_counter()
         result, _maps, _prov = deblur_photo(source, method, opts)
         seconds = time.perf_counter() - start
-        output = _as_chw(result)
-        scores.append(
-            ImageScore(
-                method=method.spec.name,
-                name=pair.name,
-                psnr=psnr(output, target),
-                ssim=ssim(output, target),
-                mae=mae(output, target),
-                seconds=seconds,
-                lpips=lpips(output, target) if lpips is not None else None,
-            )
-        )
+        scores.append(_score(name, pair.name, _as_chw(result), target, seconds, lpips))
         if save_dir is not None:
-            from deblurcli.io.encode import encode
-
             save_dir.mkdir(parents=True, exist_ok=True)
             encode(result, save_dir / f"{pair.name}.png", fmt="png", bit_depth=8)
         if on_image is not None:
             on_image(pair.name)
-    peak = _peak_mb(method.device)
     module = method.module
-    finite = [s.psnr for s in scores if math.isfinite(s.psnr)]
     tile = opts.tile if opts.tile is not None else method.spec.default_tile
     overlap = opts.overlap if opts.overlap is not None else method.spec.receptive_field
-    return MethodSummary(
-        method=method.spec.name,
-        images=len(scores),
-        psnr=float(np.mean(finite)) if finite else math.inf,
-        ssim=float(np.mean([s.ssim for s in scores])),
-        mae=float(np.mean([s.mae for s in scores])),
-        lpips=float(np.mean([s.lpips for s in scores])) if lpips is not None and scores else None,
-        seconds_per_image=float(np.mean([s.seconds for s in scores])),
-        peak_memory_mb=round(peak, 1),
+    return _summarise(
+        name,
+        scores,
+        peak_mb=_peak_mb(method.device),
         params=sum(p.numel() for p in module.parameters()) if module is not None else 0,
-        gmacs_1280x720=_macs(method),
+        gmacs=_macs(method),
         tile=f"{tile}/{overlap}",
         weights=method.weights_id,
-        per_image=scores,
     )
+
+
+def score_input(pairs: list[Pair], *, max_pixels: int, lpips: LpipsFn | None = None) -> MethodSummary:
+    """The blurred inputs themselves, scored like a method: the baseline every paper's table starts with."""
+    scores = []
+    for pair in pairs:
+        source, target = _load_pair(pair, max_pixels)
+        scores.append(_score("input", pair.name, _as_chw(source), target, 0.0, lpips))
+    return _summarise("input", scores)

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from deblurcli.errors import PhotoError, PhotoTooLargeError, UnsupportedFormatError
-from deblurcli.io import metadata
+from deblurcli.io import metadata, png
 from deblurcli.io.photo import Kind, Photo
 
 RAW_EXTENSIONS = frozenset(
@@ -59,7 +59,6 @@ RAW_EXTENSIONS = frozenset(
 )
 SUPPORTED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff"}) | RAW_EXTENSIONS
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _OTHER_IMAGES = {b"GIF8": "GIF", b"BM": "BMP", b"\x00\x00\x00\x0cjP": "JPEG 2000", b"\xff\x0a": "JPEG XL"}
 _pillow_lock = threading.Lock()
 
@@ -97,7 +96,7 @@ def decode(path: Path, *, max_pixels: int = 200_000_000) -> Photo:
 def _sniff(head: bytes) -> str | None:
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
-    if head.startswith(_PNG_MAGIC):
+    if head.startswith(png.SIGNATURE):
         return "png"
     if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
         return "tiff"
@@ -193,33 +192,17 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
 
 
 # --- PNG ------------------------------------------------------------------------------------------
-# Pillow reduces 16-bit colour PNGs to 8 bits, so 16-bit PNGs are decoded here; 8-bit ones still go to Pillow.
+# Pillow reduces 16-bit colour PNGs to 8 bits, so 16-bit PNGs are decoded by deblurcli.io.png; 8-bit ones
+# still go to Pillow.
 
 
 def _decode_png(path: Path, max_pixels: int) -> Photo:
     with open(path, "rb") as fh:
-        header = fh.read(33)
-    if len(header) < 33 or header[12:16] != b"IHDR":
-        raise PhotoError("corrupt or truncated PNG: no header")
-    width, height, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", header[16:29])
-    _too_large(width, height, max_pixels)
-    if depth != 16:
+        header = png.read_header(fh.read(33))
+    _too_large(header.width, header.height, max_pixels)
+    if header.depth != 16:
         return _decode_pillow(path, "png", max_pixels)
-    channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(ctype)
-    if channels is None or width == 0 or height == 0:
-        raise PhotoError("corrupt PNG: invalid header")
-    chunks = _png_chunks(path)
-    try:
-        data = np.frombuffer(zlib.decompress(b"".join(chunks.get(b"IDAT", []))), np.uint8)
-    except zlib.error as err:
-        raise PhotoError(f"corrupt or truncated PNG: {_one_line(err)}") from None
-    samples = _png_unfilter_image(data, width, height, channels * 2, interlace).view(">u2")
-    array = samples.reshape(height, width, channels).astype(np.uint16)
-    trns = chunks.get(b"tRNS")
-    if trns and channels in (1, 3) and len(trns[0]) >= 2 * channels:
-        key = np.frombuffer(trns[0][: 2 * channels], ">u2").astype(np.uint16)
-        alpha = np.where(np.all(array == key, axis=2), 0, 65535).astype(np.uint16)
-        array = np.concatenate([array, alpha[:, :, None]], axis=2)
+    array, chunks = png.read16(header, path.read_bytes())
     exif, orientation = None, 1
     if b"eXIf" in chunks:
         exif, orientation = metadata.reset_orientation(metadata.load_exif(chunks[b"eXIf"][0]))
@@ -228,86 +211,6 @@ def _decode_png(path: Path, max_pixels: int) -> Photo:
         with contextlib.suppress(zlib.error, ValueError):
             icc = zlib.decompress(chunks[b"iCCP"][0].split(b"\0", 1)[1][1:]) or None
     return _photo(path, metadata.orient(array, orientation), "png", transfer="srgb", exif=exif, icc=icc)
-
-
-def _png_chunks(path: Path) -> dict[bytes, list[bytes]]:
-    """All chunks by type, CRC-checked; a missing IEND means the file was cut short."""
-    blob = path.read_bytes()
-    chunks: dict[bytes, list[bytes]] = {}
-    pos = 8
-    while pos + 12 <= len(blob):
-        (length,) = struct.unpack(">I", blob[pos : pos + 4])
-        ctype = blob[pos + 4 : pos + 8]
-        body = blob[pos + 8 : pos + 8 + length]
-        crc = blob[pos + 8 + length : pos + 12 + length]
-        if len(crc) < 4:
-            break
-        if struct.unpack(">I", crc)[0] != zlib.crc32(ctype + body):
-            raise PhotoError(f"corrupt PNG: bad checksum in {ctype.decode('latin-1')} chunk")
-        if ctype == b"IEND":
-            return chunks
-        chunks.setdefault(ctype, []).append(body)
-        pos += 12 + length
-    raise PhotoError("truncated PNG: file ends before its last chunk")
-
-
-_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
-
-
-def _png_unfilter_image(data: np.ndarray, width: int, height: int, bpp: int, interlace: int) -> np.ndarray:
-    """Undo PNG filtering (and Adam7 interlacing) into (height, width * bpp) bytes."""
-    if not interlace:
-        return _png_unfilter(data, width, height, bpp)
-    out = np.zeros((height, width * bpp), np.uint8)
-    view = out.reshape(height, width, bpp)
-    pos = 0
-    for x0, y0, dx, dy in _ADAM7:
-        w, h = -(-(width - x0) // dx), -(-(height - y0) // dy)
-        if w <= 0 or h <= 0:
-            continue
-        size = h * (w * bpp + 1)
-        view[y0::dy, x0::dx] = _png_unfilter(data[pos : pos + size], w, h, bpp).reshape(h, w, bpp)
-        pos += size
-    return out
-
-
-def _png_unfilter(data: np.ndarray, width: int, height: int, bpp: int) -> np.ndarray:
-    """Reverse the five PNG row filters.
-
-    Rows filtered with None/Sub/Up are undone a row at a time. Average and Paeth make every byte depend on its
-    left neighbour, so those images are undone along anti-diagonals instead (all pixels with equal x + y only
-    depend on earlier diagonals), which keeps the Python loop at width + height steps rather than per pixel.
-    """
-    stride = width * bpp
-    if data.size < height * (stride + 1):
-        raise PhotoError("truncated PNG: image data is shorter than the header says")
-    rows = data[: height * (stride + 1)].reshape(height, stride + 1)
-    filters, raw = rows[:, 0], rows[:, 1:].reshape(height, width, bpp)
-    if filters.max(initial=0) > 4:
-        raise PhotoError("corrupt PNG: unknown row filter")
-    out = np.zeros((height + 1, width + 1, bpp), np.uint8)  # one zero row above and column to the left
-    if filters.max(initial=0) <= 2:
-        for y in range(height):
-            line, f = raw[y], filters[y]
-            if f == 1:
-                line = line.cumsum(axis=0, dtype=np.uint8)
-            elif f == 2:
-                line = line + out[y, 1:]
-            out[y + 1, 1:] = line
-        return out[1:, 1:].reshape(height, stride)
-    ft = filters.astype(np.int16)
-    for d in range(width + height - 1):
-        ys = np.arange(max(0, d - width + 1), min(height, d + 1))
-        xs = d - ys
-        a = out[ys + 1, xs].astype(np.int16)
-        b = out[ys, xs + 1].astype(np.int16)
-        c = out[ys, xs].astype(np.int16)
-        f = ft[ys][:, None]
-        pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)
-        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-        pred = np.select([f == 1, f == 2, f == 3, f == 4], [a, b, (a + b) >> 1, paeth], 0)
-        out[ys + 1, xs + 1] = (raw[ys, xs] + pred).astype(np.uint8)
-    return out[1:, 1:].reshape(height, stride)
 
 
 # --- TIFF and RAW --------------------------------------------------------------------------------

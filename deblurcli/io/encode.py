@@ -13,8 +13,6 @@ tEXt "Software" chunks (PNG), as compact JSON. Everything is written through ``a
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from deblurcli.errors import DefocusError, EncodeError, UsageError
-from deblurcli.io import metadata
+from deblurcli.io import metadata, png
 from deblurcli.io.atomic import atomic_output
 from deblurcli.io.color import linear_to_srgb
 from deblurcli.io.photo import Photo
@@ -133,76 +131,12 @@ def _write_tiff(
 
 
 # --- PNG ------------------------------------------------------------------------------------------
-# Pillow cannot write 16-bit colour PNGs, so every PNG is written here: one code path for all depths.
+# Pillow cannot write 16-bit colour PNGs, so every PNG goes through deblurcli.io.png: one code path for all
+# depths.
 
 
 def _write_png(tmp: Path, samples: np.ndarray, photo: Photo, provenance: Mapping[str, str] | None) -> None:
     text: dict[str, str] = {}
     if provenance is not None:
         text = {"Description": metadata.provenance_json(provenance), "Software": metadata.SOFTWARE_NAME}
-    tmp.write_bytes(png_bytes(samples, exif=photo.exif, icc=photo.icc, text=text))
-
-
-def png_bytes(
-    samples: np.ndarray,
-    *,
-    exif: bytes | None = None,
-    icc: bytes | None = None,
-    text: Mapping[str, str] | None = None,
-    filters: int | np.ndarray = 4,
-) -> bytes:
-    """A complete PNG of (H, W, C) uint8/uint16 samples, C in 1..4 (grey, grey+alpha, RGB, RGBA).
-
-    ``filters`` is the row filter (0-4) for every row or one per row; Paeth suits photographs best.
-    Text goes to iTXt (UTF-8) for "Description" and to tEXt for the Latin-1 keywords.
-    """
-    height, width, channels = samples.shape
-    depth = 16 if samples.dtype == np.uint16 else 8
-    ctype = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    data = samples.astype(">u2" if depth == 16 else np.uint8, copy=False).reshape(height, -1).view(np.uint8)
-    parts = [
-        b"\x89PNG\r\n\x1a\n",
-        _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, ctype, 0, 0, 0)),
-    ]
-    if icc:
-        parts.append(_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)))
-    if exif:
-        parts.append(_chunk(b"eXIf", exif.removeprefix(b"Exif\x00\x00")))
-    for key, value in (text or {}).items():
-        if key == "Description":
-            parts.append(_chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8")))
-        else:
-            parts.append(_chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace")))
-    row_filters = np.broadcast_to(np.asarray(filters, dtype=np.uint8), (height,))
-    compressor = zlib.compressobj(6)
-    idat = []
-    step = max(1, (1 << 22) // max(1, data.shape[1]))  # about 4 MB of samples per block bounds the memory
-    for y0 in range(0, height, step):
-        prev = data[y0 - 1] if y0 > 0 else np.zeros(data.shape[1], np.uint8)
-        block = png_filter(data[y0 : y0 + step], prev, channels * depth // 8, row_filters[y0 : y0 + step])
-        idat.append(compressor.compress(block.tobytes()))
-    idat.append(compressor.flush())
-    parts += [_chunk(b"IDAT", b"".join(idat)), _chunk(b"IEND", b"")]
-    return b"".join(parts)
-
-
-def png_filter(rows: np.ndarray, prev: np.ndarray, bpp: int, filters: np.ndarray) -> np.ndarray:
-    """Filter (h, stride) bytes given the row above the block; returns (h, 1 + stride) with filter bytes."""
-    cur = rows.astype(np.int16)
-    up = np.vstack([prev[None].astype(np.int16), cur[:-1]])
-    left = np.zeros_like(cur)
-    left[:, bpp:] = cur[:, :-bpp]
-    upleft = np.zeros_like(cur)
-    upleft[:, bpp:] = up[:, :-bpp]
-    pa, pb, pc = np.abs(up - upleft), np.abs(left - upleft), np.abs(left + up - 2 * upleft)
-    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
-    f = filters[:, None]
-    pred = np.select([f == 1, f == 2, f == 3, f == 4], [left, up, (left + up) >> 1, paeth], 0)
-    out = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
-    out[:, 0] = filters
-    out[:, 1:] = (cur - pred).astype(np.uint8)
-    return out
-
-
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    tmp.write_bytes(png.png_bytes(samples, exif=photo.exif, icc=photo.icc, text=text))

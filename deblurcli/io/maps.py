@@ -16,7 +16,7 @@ import numpy as np
 
 from deblurcli.io import metadata
 from deblurcli.io.atomic import atomic_output
-from deblurcli.io.encode import png_bytes
+from deblurcli.io.png import png_bytes
 
 # Control points (position, sRGB 0..255) of a dark-violet -> teal -> yellow ramp with rising lightness.
 _RAMP = np.array(

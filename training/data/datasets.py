@@ -1,7 +1,8 @@
-"""``torch.utils.data.Dataset`` classes over the layouts in :mod:`training.data.layouts`.
+"""``torch.utils.data.Dataset`` classes over the layouts in :mod:`deblurcli.datasets`.
 
-Augmentation is deterministic: item ``i`` at epoch ``e`` draws from a generator seeded with
-(seed, e, i), so a run is reproducible whatever the number of DataLoader workers.
+Files are decoded by ``deblurcli.io.decode``, the same reader ``defocus`` and ``defocus bench`` use, so a
+16-bit PNG keeps its 16 bits here too. Augmentation is deterministic: item ``i`` at epoch ``e`` draws from a
+generator seeded with (seed, e, i), so a run is reproducible whatever the number of DataLoader workers.
 """
 
 from __future__ import annotations
@@ -12,13 +13,46 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from deblurcli.errors import DataError
-from training.data import layouts
+from deblurcli import datasets as layouts
+from deblurcli.errors import DataError, PhotoError
+from deblurcli.io.decode import decode
+from deblurcli.io.photo import Photo
 from training.data.augment import Augment, apply_augment
-from training.data.pngio import read_image, read_map
 
 DED_MAP_SCALE = 256.0  # DED stores defocus maps as 8-bit PNG read as value / 256
 SIGNED_MAP_OFFSET, SIGNED_MAP_SCALE = 32768.0, 256.0  # coc/disparity maps written by ``defocus data synth``
+
+
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's "L" mode uses
+
+
+def _decode(path: Path) -> Photo:
+    """A decoding failure is a DataError naming the file: in a dataset it is bad data, not a bad photo."""
+    try:
+        return decode(path)
+    except PhotoError as err:
+        raise DataError(f"cannot decode {path}: {err}") from None
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Float32 (3, h, w) in [0, 1] from an 8- or 16-bit PNG/JPEG/TIFF; grey becomes 3 equal channels, alpha
+    is dropped."""
+    pixels = _decode(path).pixels
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+def read_map(path: Path) -> np.ndarray:
+    """Single-channel map as stored (uint8 or uint16 values as float32 (h, w)); no scaling applied.
+
+    Colour maps are reduced to luma, as the Pillow reader this replaces did.
+    """
+    photo = _decode(path)
+    values = photo.pixels[:, :, 0] if photo.pixels.shape[2] == 1 else photo.pixels @ _LUMA
+    if photo.bit_depth == 32:  # float TIFF: the samples are the values
+        return np.ascontiguousarray(values, dtype=np.float32)
+    return np.round(values * np.float32(2**photo.bit_depth - 1)).astype(np.float32)
 
 
 def load_entry(entry: layouts.Entry) -> dict[str, torch.Tensor | str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.pngio import write_png
+from deblurcli.io import png
 from training.synth.sample import Sample, SynthConfig, make_sample
 from training.synth.sources import PhotoPool
 
@@ -48,6 +48,16 @@ def _quantise(img: np.ndarray, bits: int) -> np.ndarray:
     peak = 255.0 if bits == 8 else 65535.0
     dtype = np.uint8 if bits == 8 else np.uint16
     return np.round(np.clip(img, 0.0, 1.0) * peak).astype(dtype).transpose(1, 2, 0)
+
+
+def write_png(path: Path, samples: np.ndarray) -> None:
+    """8- or 16-bit PNG (grey or RGB) by our own codec, which keeps 16-bit colour that Pillow would truncate.
+
+    The Up filter and zlib level 1 because generation is bulk work: a few percent larger files for a faster
+    writer (Paeth took about 1.5x as long for 2-3 % smaller files on 512x512 RGB).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    png.write_png(path, samples, filters=2, level=1)
 
 
 def split_counts(n: int, val_frac: float, test_frac: float) -> dict[str, int]:
