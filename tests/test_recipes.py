@@ -155,7 +155,7 @@ def test_drbnet_objective_sees_all_four_scales() -> None:
 # -- through the engine, and overfitting ------------------------------------------------------------------
 
 RUNS = [
-    pytest.param("ifan", 1, {"net_iterations": 8}, id="ifan", marks=pytest.mark.slow),
+    pytest.param("ifan", 1, {"net_iterations": 8}, id="ifan"),
     pytest.param("drbnet", 1, {}, id="drbnet"),
     pytest.param("dmsft", 1, {}, id="dmsft-stage1"),
     pytest.param("dmsft", 3, {}, id="dmsft-stage3"),
@@ -203,9 +203,9 @@ def overfit(recipe: Recipe, steps: int, size: int) -> tuple[float, float]:
 # (recipe, stage, overrides, steps, crop, factor by which the loss must fall)
 OVERFIT = [
     pytest.param("kpac", 1, {}, 20, 32, 1.2, id="kpac"),
-    pytest.param("dmsft", 1, {}, 20, 16, 1.5, id="dmsft-stage1", marks=pytest.mark.slow),
-    pytest.param("drbnet", 1, {}, 25, 32, 1.3, id="drbnet", marks=pytest.mark.slow),
-    pytest.param("ifan", 1, {"net_iterations": 8}, 25, 32, 1.5, id="ifan", marks=pytest.mark.slow),
+    pytest.param("dmsft", 1, {}, 20, 16, 1.5, id="dmsft-stage1"),
+    pytest.param("drbnet", 1, {}, 25, 32, 1.3, id="drbnet"),
+    pytest.param("ifan", 1, {"net_iterations": 8}, 25, 32, 1.5, id="ifan"),
 ]
 
 
