@@ -19,6 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deblurcli.methods import registry
+from deblurcli.methods.spec import MethodSpec
+from deblurcli.zoo import manifest
 from deblurcli.zoo.state import read_tensors
 from training.engine import distributed as D
 from training.engine.loop import train
@@ -69,7 +72,15 @@ def data() -> list[dict[str, Tensor]]:
     return [{"blur": F.avg_pool2d(s[None], 3, 1, 1)[0], "sharp": s} for s in sharp]
 
 
+def small_spec() -> MethodSpec:
+    """The stand-in method, registered like a real one so that its export validates against the manifest."""
+    return MethodSpec(name="small", summary="test", cls=Net, run=lambda m, x: {"image": m(x)})
+
+
 def worker(out: Path) -> None:
+    real = registry._specs
+    registry._specs = lambda: {**real(), "small": small_spec()}  # a fresh process: patch directly
+    manifest.HPARAMS["small"] = {}
     world = D.setup("cpu")
     try:
         result = train(Small(), data(), out=out / "ddp", world=world, val=data()[:1], val_every=5)
@@ -78,7 +89,10 @@ def worker(out: Path) -> None:
         D.teardown(world)
 
 
-def test_two_gloo_processes_train_identical_weights(tmp_path: Path) -> None:
+def test_two_gloo_processes_train_identical_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = registry._specs
+    monkeypatch.setattr(registry, "_specs", lambda: {**real(), "small": small_spec()})
+    monkeypatch.setitem(manifest.HPARAMS, "small", {})
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("this torch build has no gloo backend")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deblurcli.errors import DataError, UsageError
+from deblurcli.zoo.manifest import parse_manifest
 from deblurcli.zoo.state import read_metadata, read_tensors
 from training.engine.augment import Augment, apply
 from training.engine.export import sha256_file
@@ -68,6 +69,19 @@ class TinyRecipe(Recipe):
 
     def predict(self, net: nn.Module, blur: Tensor) -> Tensor:
         return net(blur)
+
+
+@pytest.fixture(autouse=True)
+def _register_tiny(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the stand-in method known to the registry and the manifest schema, as a real method is."""
+    from deblurcli.methods import registry
+    from deblurcli.methods.spec import MethodSpec
+    from deblurcli.zoo import manifest
+
+    spec = MethodSpec(name="tiny", summary="test", cls=TinyNet, run=lambda m, x: {"image": m(x)}, hparams={"width": 8})
+    real = registry._specs
+    monkeypatch.setattr(registry, "_specs", lambda: {**real(), "tiny": spec})
+    monkeypatch.setitem(manifest.HPARAMS, "tiny", {"width": int})
 
 
 def tiny_data(n: int = 5, size: int = 24, seed: int = 0) -> list[dict[str, Tensor]]:
@@ -138,6 +152,8 @@ def test_export_writes_loadable_weights_and_a_manifest_record(tmp_path: Path) ->
     record = summary.record
     path = run / "final.safetensors"
     assert record["sha256"] == sha256_file(path) and record["size"] == path.stat().st_size
+    parsed = parse_manifest({"schema_version": 1, "weights": [record]})  # pasteable into weights_manifest.json
+    assert parsed.records[record["id"]].format == "defocus-safetensors"
     meta = read_metadata(path)
     assert meta["method"] == "tiny" and meta["hparams"] == {"width": 8} and meta["step"] == 4
     assert meta["recipe"]["recipe"] == "tiny" and "val_psnr" in meta["metrics"]
@@ -185,3 +201,20 @@ def test_augment_is_deterministic_and_scales_the_defocus_map() -> None:
     assert not torch.equal(a["blur"], a["sharp"])  # noise on the input only
     with pytest.raises(DataError, match="smaller than"):
         apply(sample, Augment(crop=64), 0)
+
+
+def test_horizontal_flip_swaps_dual_pixel_views_and_rotation_is_refused() -> None:
+    base = torch.rand(3, 24, 24)
+    sample = {"blur": base, "sharp": base, "left": base * 0.5, "right": base * 0.25}
+    aug = Augment(crop=0, flips=True)
+    for seed in range(20):  # find a draw that flips horizontally only
+        out = apply(sample, aug, seed)
+        if torch.equal(out["blur"], base.flip(-1)):
+            break
+    else:
+        pytest.fail("no horizontal-only flip in 20 draws")
+    assert torch.equal(out["left"], sample["right"].flip(-1))
+    assert torch.equal(out["right"], sample["left"].flip(-1))
+    with pytest.raises(DataError, match="dual-pixel"):
+        for seed in range(20):
+            apply(sample, Augment(crop=0, rot90=True), seed)

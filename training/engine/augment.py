@@ -101,11 +101,17 @@ def apply(sample: Mapping[str, torch.Tensor], aug: Augment, seed: int) -> Sample
         g = torch.Generator().manual_seed(int(rng.integers(2**62)))
         noise = torch.randn(out["blur"].shape, generator=g) * float(sigma)
         out = {k: (v + noise).clamp(0.0, 1.0) if k in NOISY_KEYS else v for k, v in out.items()}
+    dual = "left" in out or "right" in out
     if aug.flips:
         dims = [d for d, on in ((-2, fy), (-1, fx)) if on]
         if dims:
             out = {k: v.flip(dims) for k, v in out.items()}
+        if fx and dual:
+            # mirrored left-right, the left half-aperture view becomes the right one
+            out["left"], out["right"] = out["right"], out["left"]
     if aug.rot90 and quarter:
+        if dual:
+            raise DataError("90-degree rotations would turn dual-pixel disparity vertical; disable rot90 for DP data")
         out = {k: v.rot90(quarter, (-2, -1)) for k, v in out.items()}
     return {k: v.contiguous() for k, v in out.items()}
 
