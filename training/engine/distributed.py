@@ -67,8 +67,13 @@ def setup(device: str = "auto", *, timeout_s: float = 600.0) -> World:
 
 
 def teardown(world: World) -> None:
-    """Leave the process group (only if we joined one), so torchrun sees a clean exit."""
+    """Leave the process group (only if we joined one), so torchrun sees a clean exit.
+
+    All ranks meet at a barrier first: rank 0 exports and logs after the last collective, and a rank that tears
+    gloo down while its peer is still busy can abort ("terminate called without an active exception").
+    """
     if world.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
