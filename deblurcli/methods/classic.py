@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deblurcli.engine.color import linear_to_srgb, srgb_to_linear
 from deblurcli.methods.spec import MethodSpec, Outputs
 
 #: radii of the deconvolution bank, px; the map is clamped to the last one
@@ -52,18 +53,6 @@ REGULARISATION = 0.04
 FFT_PAD = 32
 
 _LUMA = (0.2126, 0.7152, 0.0722)
-
-
-def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    """IEC 61966-2-1 decode; the torch twin of ``deblurcli.io.color`` so the method runs on any device."""
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    """IEC 61966-2-1 encode, clamping to [0, 1] first (deconvolution overshoots)."""
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
 
 
 def _pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:

@@ -7,7 +7,6 @@ switch so that no user ever gets a silently untrained network.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from deblurcli.engine.tiling import TileFn
 from deblurcli.errors import WeightsError, WeightsMissingError
 from deblurcli.methods.registry import get_method
 from deblurcli.methods.spec import MethodSpec
+from deblurcli.zoo.cache import sha256_file
 from deblurcli.zoo.state import load_strict, read_metadata
 
 
@@ -55,15 +55,6 @@ class LoadedMethod:
         if self.weights_sha256:
             info["weights_sha256"] = self.weights_sha256
         return info
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks so multi-GB checkpoints do not fill memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_method(

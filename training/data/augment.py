@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from deblurcli.engine.color import linear_to_srgb
 from deblurcli.errors import DataError
 
 NOISY = ("input", "left", "right")
@@ -54,10 +55,6 @@ def _u(gen: torch.Generator, lo: float = 0.0, hi: float = 1.0) -> float:
     return lo + (hi - lo) * float(torch.rand((), generator=gen))
 
 
-def _oetf(y: torch.Tensor) -> torch.Tensor:
-    return torch.where(y <= 0.0031308, 12.92 * y, 1.055 * y.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
-
-
 def _rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
     rad = math.radians(degrees)
     theta = torch.tensor([[math.cos(rad), -math.sin(rad), 0.0], [math.sin(rad), math.cos(rad), 0.0]])
@@ -82,7 +79,7 @@ def apply_augment(
         for k in IMAGES:
             if k in out:
                 y = 0.2126 * out[k][0] + 0.7152 * out[k][1] + 0.0722 * out[k][2]
-                y = _oetf(y) if aug.gray_oetf else y
+                y = linear_to_srgb(y) if aug.gray_oetf else y
                 out[k] = y.expand(3, -1, -1).clone()
     if aug.permute_channels:
         perm = torch.randperm(3, generator=gen)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from deblurcli.engine.color import linear_to_srgb
 from deblurcli.errors import DataError
 
 Sample = dict[str, torch.Tensor]
@@ -49,15 +50,10 @@ class Augment:
     scale_range: tuple[float, float] = (0.7, 1.0)
 
 
-def _srgb_encode(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.pow(1.0 / 2.4) - 0.055)
-
-
 def ifan_gray(image: torch.Tensor) -> torch.Tensor:
     """IFAN's greyscale: Rec.709 luma computed on sRGB values, then sRGB-encoded again (it brightens)."""
     w = torch.tensor([0.2126, 0.7152, 0.07228], dtype=image.dtype).view(3, 1, 1)
-    return _srgb_encode((image * w).sum(0, keepdim=True)).expand(3, -1, -1).clone()
+    return linear_to_srgb((image * w).sum(0, keepdim=True)).expand(3, -1, -1).clone()
 
 
 def _rescale(sample: Sample, s: float) -> Sample:

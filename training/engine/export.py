@@ -18,8 +18,8 @@ from typing import Any
 
 from torch import nn
 
-from deblurcli.methods.loader import sha256_file
 from deblurcli.methods.registry import get_method
+from deblurcli.zoo.cache import sha256_file
 from deblurcli.zoo.manifest import load_manifest, parse_manifest
 from deblurcli.zoo.state import save_ours
 

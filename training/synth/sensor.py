@@ -12,17 +12,17 @@ import io
 import numpy as np
 from PIL import Image
 
+from deblurcli.io import color
+
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 decoding, float in [0, 1]."""
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    """IEC 61966-2-1 decoding of values clipped to [0, 1]."""
+    return color.srgb_to_linear(np.clip(x, 0.0, 1.0))
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 encoding, clipping to [0, 1] first as a sensor would."""
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055).astype(np.float32)
+    return color.linear_to_srgb(np.clip(x, 0.0, 1.0))
 
 
 def boost_highlights(linear: np.ndarray, gain: float) -> np.ndarray:
