@@ -12,23 +12,19 @@ from __future__ import annotations
 
 import argparse
 import math
-import zlib
 
 import numpy as np
 import torch
 
+from deblurcli.archs.reference import key_seeded_state
 from deblurcli.engine.tiling import run_tiled
 from deblurcli.methods.registry import get_method
 
 
 def key_seeded(module: torch.nn.Module, gain: float) -> None:
     """Fill every tensor from its own name, as the reference tensors were made."""
-    state = {}
-    for key, ref in module.state_dict().items():
-        g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-        r = torch.randn(tuple(ref.shape), generator=g, dtype=torch.float32)
-        state[key] = r * (gain / math.sqrt(math.prod(ref.shape[1:]))) if ref.dim() > 1 else r * 0.02
-    module.load_state_dict(state)
+    shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    module.load_state_dict(key_seeded_state(shapes, gain=gain))
 
 
 def main() -> None:

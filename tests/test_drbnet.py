@@ -4,9 +4,7 @@ checkpoint reader (bare ``.pth``, the released zip, our safetensors)."""
 from __future__ import annotations
 
 import json
-import math
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 import torch
 
 from deblurcli.archs.drbnet import DRBNet, apply_dynamic_kernel
+from deblurcli.archs.reference import key_seeded_state
 from deblurcli.errors import UsageError, WeightsError
 from deblurcli.methods.drbnet import SPEC, convert_drbnet_checkpoint, run_drbnet
 from deblurcli.zoo.state import load_strict, save_ours
@@ -27,16 +26,6 @@ def _reference_shapes(name: str) -> dict[str, list[int]]:
     if not path.is_file():
         pytest.skip(f"shared reference data absent: {path}")
     return json.loads(path.read_text())
-
-
-def key_seeded_state(shapes: dict[str, list[int]], *, gain: float) -> dict[str, torch.Tensor]:
-    """The deterministic fill of shared/reference/README.md, keyed by the official names."""
-    state = {}
-    for key, shape in shapes.items():
-        g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-        r = torch.randn(tuple(shape), generator=g, dtype=torch.float32)
-        state[key] = r * (gain / math.sqrt(math.prod(shape[1:]))) if len(shape) > 1 else r * 0.02
-    return state
 
 
 @pytest.mark.parametrize(("dual", "count"), [(False, 11_689_616), (True, 11_690_480)])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ from safetensors.torch import save_file
 
 from deblurcli.archs.iac import filter_channels, iac, iac_step
 from deblurcli.archs.ifan import IFAN, IFANReblur, downsample8, warp_by_disparity
+from deblurcli.archs.reference import key_seeded_state
 from deblurcli.errors import WeightsError
 from deblurcli.methods.ifan import (
     SPEC,
@@ -44,12 +43,8 @@ def _count(module: torch.nn.Module) -> int:
 
 def _seeded_fill(module: torch.nn.Module, gain: float) -> None:
     """The reference README's key-seeded fill: every tensor from a generator seeded by crc32 of its key."""
-    state = {}
-    for key, ref in module.state_dict().items():
-        gen = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-        r = torch.randn(tuple(ref.shape), generator=gen, dtype=torch.float32)
-        state[key] = r * (gain / math.sqrt(math.prod(ref.shape[1:]))) if ref.dim() > 1 else r * 0.02
-    module.load_state_dict(state, strict=True)
+    shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    module.load_state_dict(key_seeded_state(shapes, gain=gain), strict=True)
 
 
 def _unfold_iac():  # the reference implementation lives in the benchmark, so there is one copy of it
