@@ -21,7 +21,7 @@ import torch
 from deblurcli.bench.macs import count_macs
 from deblurcli.methods.registry import get_method
 
-NETWORKS = ("ifan", "drbnet", "dmsft", "kpac")
+NETWORKS = ("refocus", "ifan", "drbnet", "dmsft", "kpac")
 
 
 def matmul_peak_gflops(n: int = 2048, repeat: int = 5) -> float:

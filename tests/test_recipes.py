@@ -160,6 +160,7 @@ RUNS = [
     pytest.param("dmsft", 1, {}, id="dmsft-stage1"),
     pytest.param("dmsft", 3, {}, id="dmsft-stage3"),
     pytest.param("kpac", 1, {}, id="kpac"),
+    pytest.param("refocus", 1, {}, id="refocus"),
 ]
 
 
@@ -206,6 +207,7 @@ OVERFIT = [
     pytest.param("dmsft", 1, {}, 20, 16, 1.5, id="dmsft-stage1"),
     pytest.param("drbnet", 1, {}, 25, 32, 1.3, id="drbnet"),
     pytest.param("ifan", 1, {"net_iterations": 8}, 25, 32, 1.5, id="ifan"),
+    pytest.param("refocus", 1, {"warmup": 1}, 40, 32, 1.3, id="refocus"),
 ]
 
 

@@ -209,3 +209,26 @@ def test_cli_writes_dpdd_and_ded_layout(tmp_path: Path) -> None:
         assert (root / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
     bad = CliRunner().invoke(app, ["synth", "--src", str(tmp_path / "missing"), "--out", str(tmp_path / "c")])
     assert bad.exit_code == 7
+
+
+def test_live_data_renders_what_data_synth_writes(tmp_path: Path) -> None:
+    """``live:`` is the same renderer: item i equals sample i of a written set (16-bit PNG quantisation)."""
+    skimage = pytest.importorskip("skimage")
+    from typer.testing import CliRunner
+
+    from deblurcli.cli.data import app
+    from training.data.datasets import read_image
+    from training.engine.datasets import open_data
+    from training.synth.live import LiveSynth
+
+    src = Path(os.path.dirname(skimage.__file__)) / "data" / "astronaut.png"
+    args = ["synth", "--src", str(src), "-n", "2", "--size", "48", "--seed", "5", "--bits", "16"]
+    args += ["--val-frac", "0", "--test-frac", "0", "--out", str(tmp_path / "set")]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    live = LiveSynth.from_folders([src], config=SynthConfig(size=48), seed=5)
+    for i in range(2):
+        item = live[i]
+        written = read_image(tmp_path / "set" / "train_c" / "source" / f"{i:05d}.png")
+        assert np.abs(item["blur"].numpy() - written).max() <= 0.5 / 65535 + 1e-6
+        assert item["defocus"].shape == (1, 48, 48) and float(item["defocus"].min()) >= 0.0
+    assert len(open_data(f"live:{src}", keys=("blur", "sharp", "defocus"))) > 1000

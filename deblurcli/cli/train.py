@@ -26,6 +26,7 @@ class RecipeName(StrEnum):
     drbnet = "drbnet"
     dmsft = "dmsft"
     kpac = "kpac"
+    refocus = "refocus"
 
 
 class TrainPrecision(StrEnum):

@@ -2,5 +2,5 @@
 
 from __future__ import annotations
 
-METHOD_NAMES: tuple[str, ...] = ("classic", "ifan", "drbnet", "dmsft", "kpac")
+METHOD_NAMES: tuple[str, ...] = ("refocus", "classic", "ifan", "drbnet", "dmsft", "kpac")
 DEFAULT_METHOD = "classic"

@@ -11,9 +11,9 @@ from deblurcli.methods.spec import MethodSpec
 
 
 def _specs() -> dict[str, MethodSpec]:
-    from deblurcli.methods import classic, dmsft, drbnet, ifan, kpac
+    from deblurcli.methods import classic, dmsft, drbnet, ifan, kpac, refocus
 
-    specs = [classic.SPEC, ifan.SPEC, drbnet.SPEC, dmsft.SPEC, kpac.SPEC]
+    specs = [refocus.SPEC, classic.SPEC, ifan.SPEC, drbnet.SPEC, dmsft.SPEC, kpac.SPEC]
     return {s.name: s for s in specs}
 
 

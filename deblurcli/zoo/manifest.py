@@ -48,6 +48,8 @@ HPARAMS: dict[str, dict[str, type | tuple[Any, ...]]] = {
     "drbnet": {"dual_pixel": bool},
     "kpac": {"levels": (2, 3), "dual_pixel": bool},
     "dmsft": {},
+    # block counts per level; JSON stores the (down, up) pairs as lists
+    "refocus": {"width": int, "enc_blocks": list, "mid_blocks": int, "dec_blocks": list},
 }
 
 SOURCE_KINDS = ("hf", "url", "import")

@@ -7,7 +7,9 @@ Augmentation is left to the engine (``augment``), which seeds it by stream posit
 
 Kinds: ``dpdd:DIR`` and ``synth:DIR`` (the DPDD layout; synthetic sets add CoC maps, radius = |CoC| / 2),
 with splits ``train``/``val``/``test``; ``lfdof:DIR``, ``ded:DIR`` and ``paired:INPUTS,TARGETS`` take the
-folder as the split (name the validation folder with ``--val``).
+folder as the split (name the validation folder with ``--val``); ``live:DIR[,DIR...]`` renders synthetic
+defocus from the sharp photos under the folders on demand (``training.synth.live``; 256 px scenes, give
+``--val`` a rendered set).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from torch.utils.data import Dataset
 from deblurcli.errors import UsageError
 from training.data.datasets import DED, DPDD, LFDOF, FolderDataset, PairedFolder
 
-KINDS = ("dpdd", "synth", "lfdof", "ded", "paired")
+KINDS = ("dpdd", "synth", "lfdof", "ded", "paired", "live")
 SPLIT_KINDS = ("dpdd", "synth")
 RENAME = {"input": "blur", "target": "sharp", "left": "left", "right": "right", "defocus": "defocus"}
 
@@ -43,7 +45,9 @@ class EngineView(Dataset[dict[str, torch.Tensor]]):
         return out
 
 
-def open_data(spec: str, *, split: str = "train", keys: tuple[str, ...] = ("blur", "sharp")) -> EngineView:
+def open_data(
+    spec: str, *, split: str = "train", keys: tuple[str, ...] = ("blur", "sharp")
+) -> Dataset[dict[str, torch.Tensor]]:
     """The dataset named by ``spec`` (see module docstring); dual-pixel views are read only if ``keys`` asks.
 
     Raises:
@@ -56,6 +60,11 @@ def open_data(spec: str, *, split: str = "train", keys: tuple[str, ...] = ("blur
     dual = "left" in keys or "right" in keys
     if kind in SPLIT_KINDS:
         return EngineView(DPDD(Path(where).expanduser(), split, dual=dual, maps=kind == "synth"))
+    if kind == "live":
+        from training.synth.live import LiveSynth  # renders with torch FFTs: only when asked for
+        from training.synth.sample import SynthConfig
+
+        return LiveSynth.from_folders([Path(p).expanduser() for p in where.split(",")], config=SynthConfig())
     root = Path(where).expanduser()
     if kind == "lfdof":
         return EngineView(LFDOF(root))

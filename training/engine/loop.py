@@ -222,7 +222,7 @@ def _train(
     def validate_now() -> float | None:
         if not (val and world.is_main):
             return None
-        return evaluate(recipe, objective.net, val, device=dev, autocast=autocast)
+        return evaluate(recipe, objective.export_net, val, device=dev, autocast=autocast)
 
     def save() -> None:
         if world.is_main:
@@ -250,7 +250,7 @@ def _train(
             "metrics": {} if psnr is None else {"val_psnr": round(psnr, 4)},
         }
         return export_weights(
-            objective.net,
+            objective.export_net,
             out / f"{name}.safetensors",
             method=recipe.method,
             weights_id=f"{recipe.method}-{out.name}",
@@ -288,6 +288,7 @@ def _train(
             scaler.update()
             opt.zero_grad(set_to_none=True)
             step += 1
+            objective.after_step(step)
             values = D.mean_across(world, sums)
             psnr = None
             if world.is_main:
@@ -313,7 +314,7 @@ def _train(
         val_psnr=psnr,
         best_psnr=best if val else None,
         record=None,
-        net=objective.net,
+        net=objective.export_net,
     )
     if world.is_main:
         result = dataclasses.replace(result, record=export("final", psnr))

@@ -16,6 +16,7 @@ RECIPES = {
     "drbnet": ("training.recipes.drbnet", "DRBNetRecipe"),
     "dmsft": ("training.recipes.dmsft", "DMSFTRecipe"),
     "kpac": ("training.recipes.kpac", "KPACRecipe"),
+    "refocus": ("training.recipes.refocus", "RefocusRecipe"),
 }
 
 

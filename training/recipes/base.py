@@ -43,6 +43,15 @@ class Objective(nn.Module):
     def forward(self, batch: Batch) -> Losses:  # pragma: no cover - every recipe overrides it
         raise NotImplementedError
 
+    @property
+    def export_net(self) -> nn.Module:
+        """The network that is validated and exported (a recipe keeping an EMA copy returns that)."""
+        return self.net
+
+    def after_step(self, step: int) -> None:
+        """Called after optimiser step ``step`` (1-based); state kept here must live in modules/buffers
+        of the objective so the training state saves and resumes it."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Recipe:

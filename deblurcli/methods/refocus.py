@@ -1,0 +1,81 @@
+"""``--method refocus``: our own network (``deblurcli.archs.refocus``), trained here on synthetic defocus.
+
+Its weights are ours to redistribute, so they ship inside the package (fp16 safetensors, manifest source
+``bundled``): the default method works offline on a first install. Files from ``defocus train --recipe
+refocus`` (or any safetensors in our key layout) load with ``--weights``; the architecture's size is read
+off the tensors' shapes when the file carries no metadata.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from deblurcli.archs.refocus import MULTIPLE_OF, Refocus
+from deblurcli.errors import WeightsError
+from deblurcli.methods.spec import MethodSpec, Outputs, StateDict
+from deblurcli.zoo.state import read_tensors, strip_prefix, unwrap
+
+
+def run_refocus(model: nn.Module | None, x: torch.Tensor) -> Outputs:
+    """Our input convention is the network's own; the map is clamped at zero (a radius)."""
+    if not isinstance(model, Refocus):
+        raise TypeError("run_refocus needs a Refocus network")
+    image, radius = model(x)
+    return {"image": image, "defocus": radius.clamp(min=0.0)}
+
+
+def convert_refocus(path: Path) -> StateDict:
+    """Our safetensors, or a torch-saved state dict from training (``module.``/``net.`` prefixes dropped).
+
+    Raises:
+        WeightsError: unreadable file or entries that are not tensors.
+    """
+    state = unwrap(read_tensors(path), "state_dict", "params")
+    state = strip_prefix(strip_prefix(state, "module."), "net.")
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise WeightsError(f"{path.name}: entries that are not tensors: {', '.join(bad[:3])}")
+    return {k: v.float() for k, v in state.items()}
+
+
+def _count(state: StateDict, stack: str) -> int:
+    pattern = re.compile(rf"^{stack}\.(\d+)\.conv1\.weight$")
+    return len({m.group(1) for k in state if (m := pattern.match(k))})
+
+
+def infer_refocus_hparams(state: StateDict) -> dict[str, Any]:
+    """Width and block counts from the keys and shapes (``head`` maps 12 channels to ``width``)."""
+    head = state.get("head.weight")
+    if head is None or head.dim() != 4:
+        raise WeightsError("not a refocus state dict: no head.weight")
+    return {
+        "width": int(head.shape[0]),
+        "enc_blocks": (_count(state, "enc1"), _count(state, "enc2")),
+        "mid_blocks": _count(state, "mid"),
+        "dec_blocks": (_count(state, "dec2"), _count(state, "dec1")),
+    }
+
+
+SPEC = MethodSpec(
+    name="refocus",
+    summary="refocus (ours): 1.2M-param U-Net at 1/2-1/8 scale, trained on synthetic defocus; bundled, with map",
+    cls=Refocus,
+    run=run_refocus,
+    multiple_of=MULTIPLE_OF,
+    # 6 convs at 1/8 scale (+-48 px), 4 at 1/4 (+-8), stride-2 convs and 1/2-scale convs: +-70 px in theory;
+    # the tile benchmark shows 32 px of overlap already leaves seams far below one 16-bit step.
+    receptive_field=48,
+    maps=("defocus",),
+    map_units={"defocus": "px (blur radius, full resolution)"},
+    hparams={"width": 32, "enc_blocks": (1, 1), "mid_blocks": 3, "dec_blocks": (1, 1)},
+    weights=("refocus",),
+    convert=convert_refocus,
+    infer_hparams=infer_refocus_hparams,
+    default_tile=1024,
+    bytes_per_pixel=1024,
+)
