@@ -232,3 +232,19 @@ def test_live_data_renders_what_data_synth_writes(tmp_path: Path) -> None:
         assert np.abs(item["blur"].numpy() - written).max() <= 0.5 / 65535 + 1e-6
         assert item["defocus"].shape == (1, 48, 48) and float(item["defocus"].min()) >= 0.0
     assert len(open_data(f"live:{src}", keys=("blur", "sharp", "defocus"))) > 1000
+
+
+def test_pack_photos_downscales_to_the_renderers_size_and_keeps_the_budget(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from training.pack_photos import pack
+
+    big = tmp_path / "src" / "big.png"
+    big.parent.mkdir()
+    Image.fromarray((_texture(1200, 1800).transpose(1, 2, 0) * 255).astype(np.uint8)).save(big)
+    Image.new("L", (600, 600)).save(tmp_path / "src" / "grey.png")
+    files = pack([tmp_path / "src"], tmp_path / "out", max_bytes=50 * 2**20)
+    assert [f.name for f in files] == ["big.jpg"]
+    with Image.open(files[0]) as im:
+        assert min(im.size) == 1024 and im.mode == "RGB"
+    assert pack([tmp_path / "src"], tmp_path / "tiny", max_bytes=1000) == []
