@@ -22,6 +22,7 @@ from deblurcli.io.encode import EXTENSIONS, default_format, encode
 from deblurcli.io.maps import write_map
 from deblurcli.io.photo import Photo
 from deblurcli.methods.loader import LoadedMethod
+from deblurcli.weighting import WEIGHT_MAP, WEIGHT_UNIT, Mask, correction_weight
 
 TileProgress = Callable[[int, int], None]
 
@@ -38,6 +39,11 @@ class DeblurOptions:
     quality: int = 95
     maps: bool = False
     max_pixels: int = 200_000_000
+    #: ``remove`` corrects the whole frame (what the papers measure, and so what ``defocus bench`` runs);
+    #: ``keep`` leaves blur above ``bokeh_threshold`` px alone. The CLI and ``deblurcli.deblur`` default to keep.
+    bokeh: str = "remove"
+    bokeh_threshold: float | None = None
+    mask: Mask | None = None
 
 
 @dataclass
@@ -75,9 +81,19 @@ def to_model_input(photo: Photo) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].float()
 
 
-def from_model_output(image: torch.Tensor, model_input: torch.Tensor, photo: Photo, strength: float) -> Photo:
-    """Undo ``to_model_input``: blend by ``strength``, clip, back to grey / linear as the source was."""
-    out = model_input + strength * (image - model_input) if strength < 1.0 else image
+def from_model_output(
+    image: torch.Tensor,
+    model_input: torch.Tensor,
+    photo: Photo,
+    strength: float,
+    weight: np.ndarray | None = None,
+) -> Photo:
+    """Undo ``to_model_input``: blend by ``strength`` times the per-pixel ``weight``, clip, back to grey / linear
+    as the source was. Where the blend factor is 0 the input comes back bit for bit."""
+    if weight is not None:
+        out = model_input + strength * torch.from_numpy(weight)[None, None] * (image - model_input)
+    else:
+        out = model_input + strength * (image - model_input) if strength < 1.0 else image
     pixels = out[0].clamp(0.0, 1.0).permute(1, 2, 0).numpy()
     if photo.pixels.shape[2] == 1:
         pixels = pixels.mean(axis=2, keepdims=True)
@@ -107,14 +123,21 @@ def deblur_photo(
         receptive_field=min(spec.receptive_field, overlap),
         progress=progress,
     )
-    result = from_model_output(outputs.pop("image"), x, photo, opts.strength)
+    image = outputs.pop("image")
     maps = {name: value[0, 0].numpy() for name, value in outputs.items()}
+    weight, bokeh_record = correction_weight(
+        x, maps, mode=opts.bokeh, threshold=opts.bokeh_threshold, mask=opts.mask, max_pixels=opts.max_pixels
+    )
+    result = from_model_output(image, x, photo, opts.strength, weight)
+    if weight is not None:
+        maps[WEIGHT_MAP] = weight
     provenance = {
         "software": f"defocus {__version__}",
         **method.provenance(),
         "tile": str(tile),
         "overlap": str(overlap),
         "strength": f"{opts.strength:g}",
+        **bokeh_record,
     }
     return result, maps, provenance
 
@@ -160,7 +183,7 @@ def deblur_file(
     if opts.maps:
         for name, values in maps.items():
             base = dst.with_name(f"{dst.stem}_{name}")
-            unit = method.spec.map_units.get(name, "")
+            unit = WEIGHT_UNIT if name == WEIGHT_MAP else method.spec.map_units.get(name, "")
             write_map(values, base.with_suffix(".tif"), base.with_suffix(".png"), unit=unit, provenance=provenance)
             written += [str(base.with_suffix(".tif")), str(base.with_suffix(".png"))]
     return FileResult(

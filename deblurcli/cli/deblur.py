@@ -22,6 +22,11 @@ class Format(StrEnum):
     tiff = "tiff"
 
 
+class Bokeh(StrEnum):
+    keep = "keep"
+    remove = "remove"
+
+
 class Precision(StrEnum):
     fp32 = "fp32"
     fp16 = "fp16"
@@ -47,6 +52,18 @@ def deblur(
     strength: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Blend with the input: 0 = unchanged, 1 = fully deblurred.")
     ] = 1.0,
+    bokeh: Annotated[
+        Bokeh,
+        typer.Option(help="keep: correct blur up to --bokeh-threshold, leave larger (intended) blur; remove: all."),
+    ] = Bokeh.keep,
+    bokeh_threshold: Annotated[
+        float | None,
+        typer.Option(min=0.1, metavar="PX", help="Blur radius kept from (default: 3 px, more above 2000 px)."),
+    ] = None,
+    mask: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Image: white = correct, black = keep; overrides the defocus map."),
+    ] = None,
     fmt: Annotated[
         Format | None, typer.Option("--format", help="Output format (default: the input's family; RAW -> TIFF).")
     ] = None,
@@ -87,6 +104,9 @@ def deblur(
         weights=weights,
         recursive=recursive,
         strength=strength,
+        bokeh=bokeh.value,
+        bokeh_threshold=bokeh_threshold,
+        mask=mask,
         fmt=fmt.value if fmt else None,
         bit_depth=bit_depth,
         quality=quality,

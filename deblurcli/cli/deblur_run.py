@@ -37,6 +37,9 @@ class BatchRequest:
     weights: Path | None
     recursive: bool
     strength: float
+    bokeh: str
+    bokeh_threshold: float | None
+    mask: Path | None
     fmt: str | None
     bit_depth: int | None
     quality: int
@@ -82,6 +85,9 @@ def run_batch(req: BatchRequest, console: Console) -> tuple[list[FileResult], in
         tile=tile,
         overlap=req.overlap,
         strength=req.strength,
+        bokeh=req.bokeh,
+        bokeh_threshold=req.bokeh_threshold,
+        mask=req.mask,
         fmt=req.fmt,
         bit_depth=req.bit_depth,
         quality=req.quality,

@@ -1,0 +1,123 @@
+"""Which signal decides where a photo is corrected: a hand-made mask, the method's own defocus map, or the
+classical estimator's map, turned into the per-pixel weight of ``engine.bokeh``.
+
+Every method is treated alike: the first map it reports that ``engine.bokeh.radius_from_map`` understands
+(``defocus`` in blur-radius px, or IFAN's 1/8-scale ``disparity``) is its own; methods without one get the
+classical estimator's map. Full-resolution maps of any method stop growing somewhere near the largest blur their
+training or design covered (the classical map is clamped at 10 px), while the default threshold grows with the
+photo, so on photos above ``engine.bokeh.REFERENCE_EDGE`` px the classical estimator also runs on the photo
+shrunk until the threshold is ``BASE_THRESHOLD_PX`` there (where a 10 px clamp means 10 px times the
+shrink factor) and the larger of the two radii wins: a large blur either map sees is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from deblurcli.engine import bokeh
+from deblurcli.errors import PhotoError, UsageError
+from deblurcli.io.decode import decode
+from deblurcli.zoo.cache import sha256_file
+
+Mask = Path | np.ndarray
+BOKEH_MODES = ("keep", "remove")
+WEIGHT_MAP = "bokeh_weight"
+WEIGHT_UNIT = "correction weight (0 = untouched, 1 = fully corrected)"
+_LUMA = (0.2126, 0.7152, 0.0722)
+
+
+def grey_guide(x: torch.Tensor) -> np.ndarray:
+    """(H, W) grey sRGB of the (1, 3, H, W) model input: the guide that steers the weight onto photo edges."""
+    weights = torch.tensor(_LUMA, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x.clamp(0.0, 1.0) * weights).sum(1)[0].numpy().astype(np.float32)
+
+
+def estimate_radius(x: torch.Tensor, threshold: float) -> tuple[np.ndarray, float]:
+    """The classical estimator's blur radius (full-resolution px) on the photo shrunk by ``scale``.
+
+    Returns the map on the shrunk grid and the scale. The shrink keeps the threshold at about
+    ``BASE_THRESHOLD_PX`` on that grid, where the estimator is accurate, and widens its reach to
+    ``MAX_RADIUS * scale``.
+    """
+    from deblurcli.methods.classic import estimate_defocus
+
+    scale = max(1.0, threshold / bokeh.BASE_THRESHOLD_PX)
+    small = x.float().clamp(0.0, 1.0)
+    if scale > 1.0:
+        size = (max(1, round(x.shape[-2] / scale)), max(1, round(x.shape[-1] / scale)))
+        small = F.interpolate(small, size=size, mode="bilinear", antialias=True, align_corners=False)
+    with torch.inference_mode():
+        radius = estimate_defocus(small)[0, 0].numpy()
+    return (radius * scale).astype(np.float32), scale
+
+
+def load_mask(mask: Mask, height: int, width: int, *, max_pixels: int) -> tuple[np.ndarray, str]:
+    """A mask (file any decoder reads, or a float (H, W[, C]) array in [0, 1]) as an (H, W) weight + sha256.
+
+    White means correct, black keep; colour masks count by their mean channel; a different size is resized.
+
+    Raises:
+        UsageError: the mask file cannot be read (named, with the decoder's reason) or the array is not 2-D/3-D.
+    """
+    if isinstance(mask, np.ndarray):
+        values = np.asarray(mask, dtype=np.float32)
+        import hashlib
+
+        digest = hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()
+    else:
+        try:
+            values = decode(Path(mask), max_pixels=max_pixels).pixels
+        except PhotoError as err:
+            raise UsageError(f"--mask {mask}: {err}") from None
+        digest = sha256_file(Path(mask))
+    if values.ndim == 3:
+        values = values.mean(axis=2)
+    if values.ndim != 2:
+        raise UsageError(f"a mask must be (H, W) or (H, W, C), not shape {values.shape}")
+    return np.clip(bokeh.resize(values, height, width), 0.0, 1.0), digest
+
+
+def correction_weight(
+    x: torch.Tensor,
+    maps: Mapping[str, np.ndarray],
+    *,
+    mode: str,
+    threshold: float | None,
+    mask: Mask | None,
+    max_pixels: int,
+) -> tuple[np.ndarray | None, dict[str, str]]:
+    """The (H, W) weight for this photo (``None``: correct everywhere) and what provenance records about it.
+
+    Raises:
+        UsageError: unknown mode, non-positive threshold, unreadable mask.
+    """
+    if mode not in BOKEH_MODES:
+        raise UsageError(f"--bokeh must be one of {', '.join(BOKEH_MODES)}, not {mode!r}")
+    height, width = x.shape[-2:]
+    if mask is not None:
+        weight, digest = load_mask(mask, height, width, max_pixels=max_pixels)
+        source = str(mask) if isinstance(mask, Path) else "array"
+        return weight, {"bokeh": "mask", "bokeh_mask": source, "bokeh_mask_sha256": digest}
+    if mode == "remove":
+        return None, {"bokeh": "remove"}
+    if threshold is not None and not threshold > 0:
+        raise UsageError(f"--bokeh-threshold must be positive, not {threshold:g}")
+    limit = threshold if threshold is not None else bokeh.default_threshold(height, width)
+    own = next(((k, v) for k, v in maps.items() if k in ("defocus", "disparity")), None)
+    if own is None:
+        radius, _ = estimate_radius(x, limit)
+        source = "classic estimate"
+    else:
+        radius = bokeh.radius_from_map(*own)
+        source = own[0]
+        if limit > bokeh.BASE_THRESHOLD_PX:
+            wide, _ = estimate_radius(x, limit)
+            radius = np.maximum(bokeh.resize(radius, *wide.shape), wide)
+            source += " + classic estimate"
+    weight = bokeh.correction_weight(radius, grey_guide(x), limit)
+    return weight, {"bokeh": "keep", "bokeh_threshold": f"{limit:.3g}", "bokeh_map": source}
