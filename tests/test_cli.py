@@ -115,7 +115,8 @@ def test_maps_format_and_depth_options(photo_dir: Path) -> None:
     result = tifffile.imread(photo_dir / "b_deblurred.tif")
     assert result.dtype == np.uint16 and result.shape == (80, 96, 3)
     files = json.loads(out)["files"][0]["maps"]
-    assert {Path(f).name for f in files} == {"b_deblurred_defocus.tif", "b_deblurred_defocus.png"}
+    names = {"b_deblurred_defocus", "b_deblurred_bokeh_weight"}  # --bokeh keep (the default) adds its weight
+    assert {Path(f).name for f in files} == {f"{n}.{ext}" for n in names for ext in ("tif", "png")}
     assert tifffile.imread(photo_dir / "b_deblurred_defocus.tif").dtype == np.uint16
 
 
