@@ -50,7 +50,7 @@ def evaluate(root: Path, method: str, limit: int | None, threshold: float | None
         blurred, sharp, radius = _read(entry["input"]), _read(entry["target"]), _radius(entry["coc"])
         limit_px = threshold if threshold is not None else default_threshold(*radius.shape)
         kept, corr = radius >= limit_px * (1 + FADE), radius <= limit_px
-        outs = {mode: deblurcli.deblur(blurred, loaded, bokeh=mode, bokeh_threshold=threshold) for mode in ("keep", "remove")}
+        outs = {m: deblurcli.deblur(blurred, loaded, bokeh=m, bokeh_threshold=threshold) for m in ("keep", "remove")}
 
         def se(a: np.ndarray, b: np.ndarray, region: np.ndarray) -> float:
             d = (a.astype(np.float64) - b.astype(np.float64)) / 255.0

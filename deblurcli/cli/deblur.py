@@ -62,7 +62,9 @@ def deblur(
     ] = None,
     mask: Annotated[
         Path | None,
-        typer.Option(exists=True, dir_okay=False, metavar="FILE", help="Image: white = correct, black = keep; overrides the defocus map."),
+        typer.Option(
+            exists=True, dir_okay=False, metavar="FILE", help="White = correct, black = keep; overrides the map."
+        ),
     ] = None,
     fmt: Annotated[
         Format | None, typer.Option("--format", help="Output format (default: the input's family; RAW -> TIFF).")
