@@ -18,7 +18,6 @@ from PIL import Image
 from deblurcli.engine.device import pick_device, pick_dtype
 from deblurcli.errors import UsageError
 from deblurcli.io.decode import decode
-from deblurcli.io.encode import EXTENSIONS
 from deblurcli.io.photo import Photo
 from deblurcli.methods.loader import LoadedMethod
 from deblurcli.methods.loader import load_method as _load
@@ -196,8 +195,9 @@ def deblur_file(
 ) -> Path:
     """Deblur a photo file as ``defocus deblur`` does (metadata kept, provenance recorded); returns the result.
 
-    ``output`` is a file, a folder (the result is named ``<stem>_deblurred.<ext>`` there) or ``None`` (beside
-    the input). The format follows ``fmt``, else ``output``'s suffix, else the input's family.
+    ``output`` is a file, a folder (a path without a suffix; created if needed; the result is named
+    ``<stem>_deblurred.<ext>`` there) or ``None`` (beside the input). The format follows ``fmt``, else
+    ``output``'s suffix, else the input's family.
 
     Raises:
         UsageError: the result exists (pass ``overwrite=True``) or would replace the input; PhotoError,
@@ -223,10 +223,12 @@ def deblur_file(
     loaded = _method(method, device)
     photo = decode(src, max_pixels=opts.max_pixels)
     fmt_, depth = resolve_format(photo, opts)
-    if target is None or target.is_dir():
+    if target is None or target.is_dir() or not target.suffix:
+        if target is not None:
+            target.mkdir(parents=True, exist_ok=True)
         dst = output_path(src, target, fmt_)
     else:
-        dst = target if target.suffix else target.with_suffix(EXTENSIONS[fmt_])
+        dst = target
     if dst.resolve() == src.resolve():
         raise UsageError("the output would replace the input")
     if dst.exists() and not overwrite:

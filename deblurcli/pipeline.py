@@ -89,14 +89,15 @@ def from_model_output(
     weight: np.ndarray | None = None,
 ) -> Photo:
     """Undo ``to_model_input``: blend by ``strength`` times the per-pixel ``weight``, clip, back to grey / linear
-    as the source was. Where the blend factor is 0 the input comes back bit for bit."""
+    as the source was. Grey is reduced before the blend, so where the blend factor is 0 an sRGB input comes
+    back bit for bit."""
+    if photo.pixels.shape[2] == 1:
+        image, model_input = image.mean(dim=1, keepdim=True), model_input[:, :1]
     if weight is not None:
         out = model_input + strength * torch.from_numpy(weight)[None, None] * (image - model_input)
     else:
         out = model_input + strength * (image - model_input) if strength < 1.0 else image
     pixels = out[0].clamp(0.0, 1.0).permute(1, 2, 0).numpy()
-    if photo.pixels.shape[2] == 1:
-        pixels = pixels.mean(axis=2, keepdims=True)
     if photo.transfer == "linear":
         pixels = color.srgb_to_linear(pixels)
     return replace(photo, pixels=np.ascontiguousarray(pixels, dtype=np.float32))
