@@ -115,6 +115,14 @@ def deblur_photo(
     tile = opts.tile if opts.tile is not None else spec.default_tile
     overlap = opts.overlap if opts.overlap is not None else spec.receptive_field
     x = to_model_input(photo)
+
+    def weigh(maps: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, str]]:
+        return correction_weight(
+            x, maps, mode=opts.bokeh, threshold=opts.bokeh_threshold, mask=opts.mask, max_pixels=opts.max_pixels
+        )
+
+    early = opts.mask is not None or opts.bokeh != "keep"  # needs no map; bad masks and modes fail before the run
+    weight, bokeh_record = weigh({}) if early else (None, {})
     outputs = run_tiled(
         method.tile_fn(),
         x,
@@ -126,9 +134,8 @@ def deblur_photo(
     )
     image = outputs.pop("image")
     maps = {name: value[0, 0].numpy() for name, value in outputs.items()}
-    weight, bokeh_record = correction_weight(
-        x, maps, mode=opts.bokeh, threshold=opts.bokeh_threshold, mask=opts.mask, max_pixels=opts.max_pixels
-    )
+    if not early:
+        weight, bokeh_record = weigh(maps)
     result = from_model_output(image, x, photo, opts.strength, weight)
     if weight is not None:
         maps[WEIGHT_MAP] = weight
