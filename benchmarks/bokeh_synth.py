@@ -10,7 +10,7 @@ all scenes (squared errors summed, then one PSNR):
   (keep should reach >= 90 % of remove's gain).
 
     defocus data synth --src /usr/share/wallpapers -o data/synth -n 40 --size 384 --seed 7 --test-frac 0.4
-    python benchmarks/bokeh_synth.py data/synth --methods classic
+    python benchmarks/bokeh_synth.py data/synth --methods classic,refocus --weights refocus=runs/r/best.safetensors
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ def _psnr(se: float, n: int) -> float:
     return math.inf if se == 0 else 10.0 * math.log10(n / se) if n else math.nan
 
 
-def evaluate(root: Path, method: str, limit: int | None, threshold: float | None) -> dict[str, float]:
-    loaded = deblurcli.load_method(method, device="cpu")
+def evaluate(
+    root: Path, method: str, limit: int | None, threshold: float | None, weights: Path | None = None
+) -> dict[str, float]:
+    loaded = deblurcli.load_method(method, device="cpu", weights=weights)
     sums = {k: 0.0 for k in ("kept_se", "corr_in", "corr_keep", "corr_remove")}
     counts = {"kept": 0, "corr": 0}
     for entry in dpdd(root, "test", dual=False, maps=True)[:limit]:
@@ -80,15 +82,17 @@ def main() -> None:
     parser.add_argument("--methods", default="classic")
     parser.add_argument("--limit", type=int, default=None, help="first N test scenes only")
     parser.add_argument("--threshold", type=float, default=None, help="--bokeh-threshold (default: per size)")
+    parser.add_argument("--weights", action="append", default=[], metavar="METHOD=FILE", help="repeatable")
     args = parser.parse_args()
     known = all_methods()
+    weights = {k: Path(v) for k, v in (w.split("=", 1) for w in args.weights)}
     print("| method | kept: PSNR keep vs input | corrected: gain keep | gain remove | keep / remove |")
     print("|---|---|---|---|---|")
     for method in args.methods.split(","):
         if method not in known:
             print(f"| {method} | not registered | | | |")
             continue
-        r = evaluate(args.root, method, args.limit, args.threshold)
+        r = evaluate(args.root, method, args.limit, args.threshold, weights.get(method))
         print(
             f"| {method} | {r['kept_psnr_vs_input']:.2f} dB | {r['gain_keep']:+.3f} dB | "
             f"{r['gain_remove']:+.3f} dB | {100 * r['ratio']:.1f} % |"
