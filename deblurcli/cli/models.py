@@ -145,10 +145,12 @@ def import_(
     if result.local:
         note = f"your own {result.method} weights, listed as local"
         use = f"use: defocus deblur PHOTO --method {result.method} --weights {result.id}"
-        console.print(f"imported {path.name} as {result.id}: sha256 {result.sha256} ({note}); {use}")
+        console.print(f"imported {path.name} as {result.id}: sha256 {result.sha256} ({note}); {use}", soft_wrap=True)
     else:
         pin = {None: "no published hash", True: "matches the pinned hash", False: "differs from the pinned file"}
-        console.print(f"imported {path.name} as {result.id}: sha256 {result.sha256} ({pin[result.matches_pin]})")
+        console.print(
+            f"imported {path.name} as {result.id}: sha256 {result.sha256} ({pin[result.matches_pin]})", soft_wrap=True
+        )
     typer.echo(str(result.path))
 
 

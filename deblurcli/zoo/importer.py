@@ -73,8 +73,11 @@ def import_weights(
         record = _guess_record(manifest, path, digest)
     elif as_id in manifest.records:
         record = manifest.records[as_id]
+        held = _method_of(path)
+        if held is not None and record.method is not None and held != record.method:
+            raise WeightsError(f"{path} holds {held} weights, but {record.id!r} is a {record.method} id")
         if not _is_published_file(record, path, digest) and not replace:
-            raise UsageError(_refusal(record, path))
+            raise UsageError(_refusal(record, path, held or record.method))
     else:
         record = None
     local = None
@@ -137,16 +140,24 @@ def _is_published_file(record: WeightsRecord, path: Path, digest: str) -> bool:
     return meta.get("source") != TRAINED_SOURCE and "source_sha256" not in meta
 
 
-def _refusal(record: WeightsRecord, path: Path) -> str:
-    method = record.method or "its"
+def _method_of(path: Path) -> str | None:
+    """The method our own files name in their metadata (authors' files name none)."""
+    try:
+        method = read_metadata(path).get("method")
+    except WeightsError:
+        return None
+    return method if isinstance(method, str) else None
+
+
+def _refusal(record: WeightsRecord, path: Path, method: str | None) -> str:
     if record.local:
         what = f"{record.id!r} already holds your weights with another sha256 ({record.sha256})"
     elif record.sha256 is not None:
         what = f"{record.id!r} is an official id pinned to sha256 {record.sha256}, and {path.name} differs"
     else:
-        what = f"{record.id!r} is an official id for the published {method} weights, and {path.name} is your own"
+        what = f"{record.id!r} is an official id, and {path.name} is your own trained file, not the published one"
     return (
-        f"{what}. Import it under a new id (`defocus models import {path} --as {method}-mine`), "
+        f"{what}. Import it under a new id (`defocus models import {path} --as {method or 'weights'}-mine`), "
         f"or pass --replace to use it in place of {record.id!r} (`defocus models rm {record.id}` undoes that)."
     )
 
