@@ -167,6 +167,12 @@ class Manifest:
         return self.records[weights_id]
 
 
+def bundled_resource(source: Source) -> Any:
+    """The package resource (an importlib Traversable) a ``bundled`` source names; read at call time."""
+    assert source.kind == "bundled" and source.path is not None
+    return resources.files(BUNDLE_PACKAGE).joinpath(*source.path.split("/"))
+
+
 def default_manifest_path() -> Path:
     """``DEFOCUS_MANIFEST``, else the copy inside the package, else the source tree's root file."""
     env = os.environ.get(MANIFEST_ENV)

@@ -22,7 +22,7 @@ from pathlib import Path
 from deblurcli.errors import DownloadError, UsageError, WeightsError, WeightsMissingError
 from deblurcli.zoo.cache import WeightsCache, sha256_file
 from deblurcli.zoo.download import fetch_source, import_instructions, install, offline_reason
-from deblurcli.zoo.manifest import BUNDLE_PACKAGE, Manifest, WeightsRecord
+from deblurcli.zoo.manifest import Manifest, WeightsRecord, bundled_resource
 from deblurcli.zoo.overlay import merged_manifest
 
 ProgressFn = Callable[[int, int | None], None]
@@ -161,8 +161,7 @@ def _install_bundled(record: WeightsRecord, cache: WeightsCache) -> Path:
     """
     from importlib import resources
 
-    assert record.source.path is not None
-    resource = resources.files(BUNDLE_PACKAGE).joinpath(*record.source.path.split("/"))
+    resource = bundled_resource(record.source)
     if not resource.is_file():
         raise WeightsError(f"{record.id}: bundled file {record.source.describe()} is missing: reinstall defocus")
     folder = cache.ensure_folder(record.id)
