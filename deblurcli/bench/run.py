@@ -178,7 +178,8 @@ def bench_method(
             save_dir.mkdir(parents=True, exist_ok=True)
             encode(result, save_dir / f"{pair.name}.png", fmt="png", bit_depth=8)
         if sheet is not None:
-            sheet.add(name, pair.name, result)
+            default = method.weights_id in (None, "random-for-testing", *method.spec.weights[:1])
+            sheet.add(name if default else f"{name} ({method.weights_id})", pair.name, result)
         if on_image is not None:
             on_image(pair.name)
     module = method.module
