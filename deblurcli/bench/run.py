@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,7 +93,8 @@ def _peak_mb(device: torch.device) -> float:
         import resource  # POSIX only
     except ImportError:  # Windows: no portable peak-RSS reading without another dependency
         return 0.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # macOS reports bytes, Linux kB
 
 
 def _macs(method: LoadedMethod) -> float | None:
