@@ -85,6 +85,8 @@ def test_official_ids_are_not_replaced_unless_asked(setup: dict[str, Any]) -> No
         code, _, err = run("import", str(mine), "--as", official)
         assert code == 2 and "--replace" in err and "--as tiny-mine" in err, err
         assert not (setup["cache"] / "weights" / official / "converted.safetensors").exists()
+    code, _, err = run("import", str(mine), "--as", "tiny-train")  # nothing published there: nothing replaced
+    assert code == 0 and rows()["tiny-train"]["source"] == "import", err
     code, out, err = run("import", str(mine), "--as", "tiny", "--replace")
     assert code == 0, err
     assert rows()["tiny"]["source"] == "local"

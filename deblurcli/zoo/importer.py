@@ -4,7 +4,8 @@ Two cases, kept apart on purpose:
 
 * ``--as OFFICIAL_ID`` fills a shipped record with its published file (DRBNet's Google Drive zip, IFAN's
   ablation checkpoints). The file must be that record's file: its pinned sha256, or, for unpinned records, a
-  file in the authors' own formats. Anything else (your own training run, above all) would silently replace
+  file in the authors' own formats; records under which nothing was ever published (DMSFT) take any file of
+  their method. Anything else (your own training run, above all) would silently replace
   the official weights everyone else means by that id, so it is refused unless ``--replace`` is given, and then
   a local record says so in ``models list`` until ``models rm`` brings the official one back.
 * ``--as NEW_ID`` registers the user's own weights: the method comes from the file's metadata (our exports)
@@ -133,6 +134,8 @@ def _is_published_file(record: WeightsRecord, path: Path, digest: str) -> bool:
         return record.sha256 == digest
     if record.sha256 is not None:
         return record.sha256 == digest
+    if record.source.kind == "import" and not (record.source.filename or record.source.url):
+        return True  # nothing was ever published under this id (dmsft): a trained file replaces nothing
     try:
         meta = read_metadata(path)
     except WeightsError:
