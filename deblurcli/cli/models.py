@@ -220,7 +220,7 @@ def rm(
             manifest.get(weights_id)  # raises the usual "unknown weights id" (exit 2)
         record = manifest.records.get(weights_id)
         had_weights = cache.holds_weights(weights_id)
-        cache.remove(weights_id)
+        had_folder = cache.remove(weights_id)
         dropped = record is not None and record.local and remove_record(weights_id, cache_dir)
     except DefocusError as err:
         fail(err)
@@ -228,6 +228,8 @@ def rm(
         console.print(f"removed {weights_id}" + (" and your local record of it" if dropped else ""))
     elif dropped:
         console.print(f"removed your local record {weights_id} (its weights were not cached)")
+    elif had_folder:
+        console.print(f"{weights_id}: no weights cached, nothing removed (cleared a lock or interrupted download)")
     else:
         console.print(f"{weights_id}: no weights cached, nothing removed")
     if dropped and weights_id in merged_manifest(cache_dir).records:
