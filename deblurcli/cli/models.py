@@ -229,7 +229,9 @@ def rm(
     elif dropped:
         console.print(f"removed your local record {weights_id} (its weights were not cached)")
     elif had_folder:
-        console.print(f"{weights_id}: no weights cached, nothing removed (cleared a lock or interrupted download)")
+        console.print(
+            f"{weights_id}: no weights cached, nothing removed (cleared a lock or interrupted download)", soft_wrap=True
+        )
     else:
         console.print(f"{weights_id}: no weights cached, nothing removed")
     if dropped and weights_id in merged_manifest(cache_dir).records:
