@@ -19,8 +19,9 @@ from deblurcli.errors import DownloadError, HashMismatchError, UsageError, Weigh
 from deblurcli.methods.spec import MethodSpec
 from deblurcli.zoo import manifest as manifest_mod
 from deblurcli.zoo.cache import WeightsCache, verify_cache
+from deblurcli.zoo.importer import import_weights
 from deblurcli.zoo.manifest import Manifest, load_manifest
-from deblurcli.zoo.resolve import import_weights, resolve_file, resolve_weights
+from deblurcli.zoo.resolve import resolve_file, resolve_weights
 from deblurcli.zoo.state import read_metadata, read_tensors, strip_prefix
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -35,8 +35,11 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
             record("tiny", {"kind": "url", "url": url}, digest=sha(good), size=len(good)),
             record("tiny-unpinned", {"kind": "url", "url": url}, digest=None),
             record(
-                "tiny-drive", {"kind": "import", "instructions": "download it from the drive"}, digest=None
+                "tiny-drive",
+                {"kind": "import", "filename": "tiny.pth", "instructions": "download it from the drive"},
+                digest=None,
             ),
+            record("tiny-train", {"kind": "import", "instructions": "nothing published: train it"}, digest=None),
             record(
                 "lpips", {"kind": "url", "url": hub.add_file("alex.pth", good)}, digest=sha(good), method=None
             ),
@@ -58,7 +61,7 @@ def test_list_json_shows_cached_state(setup: dict[str, Any]) -> None:
     code, out, _ = run("list", "--json")
     assert code == 0
     rows = {r["id"]: r for r in json.loads(out)}
-    assert set(rows) == {"tiny", "tiny-unpinned", "tiny-drive", "lpips"}
+    assert set(rows) == {"tiny", "tiny-unpinned", "tiny-drive", "tiny-train", "lpips"}
     assert (
         rows["tiny"]["cached"] is False
         and rows["tiny"]["source"] == "url"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import torch
 
 from deblurcli.bench.macs import count_macs
 from deblurcli.bench.metrics import mae, psnr, ssim
+from deblurcli.bench.sheet import ContactSheet
 from deblurcli.datasets import Pair
 from deblurcli.errors import DataError
 from deblurcli.io.decode import decode
@@ -87,9 +89,12 @@ def _peak_mb(device: torch.device) -> float:
         for line in status.read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        import resource  # POSIX only
+    except ImportError:  # Windows: no portable peak-RSS reading without another dependency
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # macOS reports bytes, Linux kB
 
 
 def _macs(method: LoadedMethod) -> float | None:
@@ -114,13 +119,16 @@ def _score(method: str, name: str, output: torch.Tensor, target: torch.Tensor, s
     )
 
 
-def _load_pair(pair: Pair, max_pixels: int) -> tuple[Photo, torch.Tensor]:
+def _load_pair(pair: Pair, max_pixels: int, sheet: ContactSheet | None = None) -> tuple[Photo, torch.Tensor]:
     """The decoded input and the target tensor, refusing pairs whose sizes differ."""
     source = decode(pair.source, max_pixels=max_pixels)
-    target = _as_chw(decode(pair.target, max_pixels=max_pixels))
+    target_photo = decode(pair.target, max_pixels=max_pixels)
+    target = _as_chw(target_photo)
     if source.pixels.shape[:2] != tuple(target.shape[1:]):
         sizes = f"{source.pixels.shape[:2]} vs {tuple(target.shape[1:])}"
         raise DataError(f"{pair.name}: input and target sizes differ ({sizes})")
+    if sheet is not None:
+        sheet.choose(pair.name, source, target_photo)
     return source, target
 
 
@@ -154,6 +162,7 @@ def bench_method(
     save_dir: Path | None = None,
     lpips: LpipsFn | None = None,
     on_image: Callable[[str], None] | None = None,
+    sheet: ContactSheet | None = None,
 ) -> MethodSummary:
     """Score one loaded method on ``pairs`` (see the module docstring for the protocol)."""
     name = method.spec.name
@@ -170,6 +179,9 @@ def bench_method(
         if save_dir is not None:
             save_dir.mkdir(parents=True, exist_ok=True)
             encode(result, save_dir / f"{pair.name}.png", fmt="png", bit_depth=8)
+        if sheet is not None:
+            default = method.weights_id in (None, "random-for-testing", *method.spec.weights[:1])
+            sheet.add(name if default else f"{name} ({method.weights_id})", pair.name, result)
         if on_image is not None:
             on_image(pair.name)
     module = method.module
@@ -186,10 +198,15 @@ def bench_method(
     )
 
 
-def score_input(pairs: list[Pair], *, max_pixels: int, lpips: LpipsFn | None = None) -> MethodSummary:
-    """The blurred inputs themselves, scored like a method: the baseline every paper's table starts with."""
+def score_input(
+    pairs: list[Pair], *, max_pixels: int, lpips: LpipsFn | None = None, sheet: ContactSheet | None = None
+) -> MethodSummary:
+    """The blurred inputs themselves, scored like a method: the baseline every paper's table starts with.
+
+    With ``sheet``, this is also where each pair's crop window is chosen (input and target are both at hand).
+    """
     scores = []
     for pair in pairs:
-        source, target = _load_pair(pair, max_pixels)
+        source, target = _load_pair(pair, max_pixels, sheet)
         scores.append(_score("input", pair.name, _as_chw(source), target, 0.0, lpips))
     return _summarise("input", scores)

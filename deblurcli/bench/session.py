@@ -15,6 +15,7 @@ from deblurcli import __version__
 from deblurcli.bench.published import published_for
 from deblurcli.bench.report import rich_table, write_reports
 from deblurcli.bench.run import MethodSummary, bench_method, score_input
+from deblurcli.bench.sheet import ContactSheet
 from deblurcli.datasets import detect_layout, find_pairs
 from deblurcli.engine.device import pick_device, pick_dtype, set_cpu_threads
 from deblurcli.errors import DefocusError, UsageError
@@ -40,25 +41,36 @@ class BenchRequest:
     tile: int | None
     overlap: int | None
     save_outputs: bool
+    sheet: bool
     compare_published: bool
-    lpips: bool
+    lpips: bool | None
     offline: bool
     cache_dir: Path | None
     random_weights_for_testing: bool
 
 
 def _lpips(req: BenchRequest, device: torch.device) -> tuple[Callable[[torch.Tensor, torch.Tensor], float] | None, str]:
-    """LPIPS from the real AlexNet + v0.1 heads, or None with the reason (never a substitute backbone)."""
-    if not req.lpips:
-        return None, "LPIPS not computed (--no-lpips)."
-    try:
-        from deblurcli.bench.lpips import load_lpips
-        from deblurcli.zoo.resolve import resolve_file
+    """LPIPS from the real AlexNet + v0.1 heads, or None with the reason (never a substitute backbone).
 
-        alexnet, heads = (resolve_file(i, offline=req.offline, cache_dir=req.cache_dir) for i in LPIPS_IDS)
+    ``req.lpips`` None (the default) uses the weights only if they are cached: a benchmark never starts a
+    250 MB download nobody asked for. True (``--lpips``) fetches them unless offline; False skips LPIPS.
+    """
+    if req.lpips is False:
+        return None, "LPIPS not computed (--no-lpips)."
+    from deblurcli.bench.lpips import load_lpips
+    from deblurcli.errors import WeightsMissingError
+    from deblurcli.zoo.resolve import resolve_file
+
+    offline = req.offline or req.lpips is None
+    try:
+        alexnet, heads = (resolve_file(i, offline=offline, cache_dir=req.cache_dir) for i in LPIPS_IDS)
         model = load_lpips(alexnet, heads).to(device)
+    except WeightsMissingError:
+        pulls = " and ".join(f"`defocus models pull {i}`" for i in LPIPS_IDS)
+        ask = "" if req.lpips else " (or pass --lpips to download them)"
+        return None, f"LPIPS skipped: weights not cached; {pulls}{ask}."
     except DefocusError as err:
-        return None, f"LPIPS skipped: its AlexNet/LPIPS weights are not available ({err})."
+        return None, f"LPIPS skipped: its AlexNet/LPIPS weights are not usable ({err})."
 
     def score(a: torch.Tensor, b: torch.Tensor) -> float:
         with torch.inference_mode():
@@ -89,7 +101,10 @@ def run_bench(req: BenchRequest, console: Console) -> tuple[Path, Table]:
         + ("CUDA max allocated." if device.type == "cuda" else "the process's peak RSS (reset per method)."),
         lpips_note,
     ]
-    summaries: list[MethodSummary] = [score_input(pairs, max_pixels=DeblurOptions().max_pixels, lpips=lpips)]
+    sheet = ContactSheet() if req.sheet else None
+    summaries: list[MethodSummary] = [
+        score_input(pairs, max_pixels=DeblurOptions().max_pixels, lpips=lpips, sheet=sheet)
+    ]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         for name in req.methods:
@@ -105,7 +120,7 @@ def run_bench(req: BenchRequest, console: Console) -> tuple[Path, Table]:
             opts = DeblurOptions(tile=req.tile, overlap=req.overlap)
             save = req.out / "outputs" / name if req.save_outputs else None
             summaries.append(
-                bench_method(method, pairs, opts, save_dir=save, lpips=lpips,
+                bench_method(method, pairs, opts, save_dir=save, lpips=lpips, sheet=sheet,
                              on_image=lambda _n, t=task: progress.advance(t))
             )
             del method
@@ -115,6 +130,8 @@ def run_bench(req: BenchRequest, console: Console) -> tuple[Path, Table]:
     meta = {"tool": f"defocus {__version__}", "dataset": str(req.dataset), "layout": kind, "device": str(device),
             "precision": req.precision, "torch": torch.__version__}
     files = write_reports(req.out, summaries, published, title=title, notes=notes, meta=meta)
+    if sheet is not None:
+        files += sheet.save(req.out / "sheet.png")
     for note in notes:
         console.print(f"[dim]{note}[/]")
     console.print(f"reports: {', '.join(str(f) for f in files)}")

@@ -39,8 +39,17 @@ def bench(
     tile: Annotated[int | None, typer.Option(min=16, help="Tile edge in px (default: per method).")] = None,
     overlap: Annotated[int | None, typer.Option(min=0, help="Tile context in px (default: per method).")] = None,
     save_outputs: Annotated[bool, typer.Option(help="Also save each method's outputs as PNG.")] = False,
+    sheet: Annotated[
+        bool, typer.Option("--sheet", help="Also write sheet.png: input | each method | target, 1:1 crops.")
+    ] = False,
     compare_published: Annotated[bool, typer.Option(help="Add the papers' own rows, labelled as published.")] = False,
-    lpips: Annotated[bool, typer.Option(help="Compute LPIPS (needs the AlexNet + LPIPS weights).")] = True,
+    lpips: Annotated[
+        bool | None,
+        typer.Option(
+            "--lpips/--no-lpips",
+            help="LPIPS: default only if its weights are cached; --lpips downloads them if needed; --no-lpips skips.",
+        ),
+    ] = None,
     offline: Annotated[bool, typer.Option(help="Never download weights.")] = False,
     cache_dir: Annotated[Path | None, typer.Option(help="Weights cache folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report on stdout.")] = False,
@@ -65,6 +74,7 @@ def bench(
             tile=tile,
             overlap=overlap,
             save_outputs=save_outputs,
+            sheet=sheet,
             compare_published=compare_published,
             lpips=lpips,
             offline=offline,

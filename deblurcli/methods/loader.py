@@ -1,6 +1,7 @@
 """Turning a method name and an optional weights file into something the tiler can call.
 
-Weights come from, in order: ``--weights FILE`` (any format the method's converter reads), the per-user
+Weights come from, in order: ``--weights FILE`` (any format the method's converter reads) or ``--weights ID``
+(a manifest id, such as weights imported with ``defocus models import FILE --as ID``), the per-user
 cache (downloaded on first use unless offline), or, for tests only, random initialisation behind an explicit
 switch so that no user ever gets a silently untrained network.
 """
@@ -90,6 +91,12 @@ def load_method(
 
         weights_id = spec.weights[0]
         weights = resolve_weights(weights_id, offline=offline, cache_dir=cache_dir, progress=download_progress)
+    elif weights is not None and not weights.exists():  # not a file: maybe an id, e.g. your own imported weights
+        from deblurcli.zoo.resolve import weights_by_id
+
+        weights, weights_id = weights_by_id(
+            weights, method=name, offline=offline, cache_dir=cache_dir, progress=download_progress
+        )
 
     state: dict[str, torch.Tensor] | None = None
     sha: str | None = None

@@ -6,11 +6,13 @@ Layout, one folder per manifest id::
     <cache>/weights/<id>/converted.safetensors    the same weights in our format, with metadata
     <cache>/weights/<id>/source.json              sha256 and origin of both files (the cache's own record)
     <cache>/weights/<id>/.lock                    taken while a process downloads or converts
+    <cache>/local_manifest.json                   the user's own records (``deblurcli.zoo.overlay``)
 
 Naming the source by its hash means a file is never mistaken for another version of itself; ``source.json``
 exists so unpinned and imported files (whose hash the manifest cannot know) are still verifiable later.
 Every file enters the cache through ``os.replace`` of a finished temporary file in the same folder, so a
-reader sees either nothing or a complete file, never half of one.
+reader sees either nothing or a complete file, never half of one. Locks go through ``filelock`` (flock on
+POSIX, msvcrt on Windows), so nothing here calls a Unix-only API.
 """
 
 from __future__ import annotations
@@ -26,18 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+from filelock import FileLock
 
 from deblurcli.errors import WeightsError
 
 CACHE_ENV = "DEFOCUS_CACHE"
 CONVERTED_NAME = "converted.safetensors"
 INFO_NAME = "source.json"
-
-# POSIX only; elsewhere two concurrent pulls of one id are merely wasteful: the atomic replace still holds
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+LOCK_NAME = ".lock"
 
 
 def cache_root(cache_dir: Path | None = None) -> Path:
@@ -142,24 +140,26 @@ class WeightsCache:
     def lock(self, weights_id: str) -> Iterator[None]:
         """Exclusive lock on one id's folder, across processes; blocks until the holder is done."""
         folder = self.ensure_folder(weights_id)
-        if fcntl is None:  # pragma: no cover - Windows
+        with FileLock(str(folder / LOCK_NAME)):
             yield
-            return
-        with (folder / ".lock").open("a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def holds_weights(self, weights_id: str) -> bool:
+        """Whether a finished file (source or converted) is cached, as opposed to leftovers or nothing."""
+        return self.source_path(weights_id) is not None or self.converted_path(weights_id).is_file()
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """Outcome of re-hashing one id's cached files; ``ok`` is False for anything corrupt or missing."""
+    """Outcome of re-hashing one id's cached files.
+
+    ``ok`` is False for anything corrupt or missing; ``state`` is ``ok``, ``bad`` or ``partial`` (an
+    interrupted download: not an error, but not weights either, so never reported as "ok").
+    """
 
     id: str
     ok: bool
     detail: str
+    state: str = "ok"
 
 
 def verify_cache(cache: WeightsCache, pins: Mapping[str, str | None]) -> list[VerifyResult]:
@@ -173,9 +173,12 @@ def verify_cache(cache: WeightsCache, pins: Mapping[str, str | None]) -> list[Ve
         folder = cache.folder(weights_id)
         info = cache.info(weights_id)
         if info is None:
-            partial = any(p.suffix in (".part", ".tmp") or p.name == ".hf" for p in folder.iterdir())
-            why = "interrupted download; `defocus models pull` resumes it" if partial else "nothing cached"
-            results.append(VerifyResult(weights_id, True, why))
+            leftovers = [p for p in folder.iterdir() if p.name != LOCK_NAME]
+            if not leftovers:  # a lock file left by a failed or refused pull: no weights, nothing to check
+                continue
+            partial = any(p.suffix in (".part", ".tmp") or p.name == ".hf" for p in leftovers)
+            why = "interrupted download; `defocus models pull` resumes it" if partial else "no weights, leftovers"
+            results.append(VerifyResult(weights_id, True, why, state="partial"))
             continue
         problems: list[str] = []
         notes: list[str] = []
@@ -194,5 +197,6 @@ def verify_cache(cache: WeightsCache, pins: Mapping[str, str | None]) -> list[Ve
         elif pins[weights_id] != info.sha256:
             notes.append("imported file differs from the pinned one")
         detail = "; ".join(problems + notes) or "ok"
-        results.append(VerifyResult(weights_id, not problems, f"sha256 {info.sha256[:12]}…: {detail}"))
+        state = "bad" if problems else "ok"
+        results.append(VerifyResult(weights_id, not problems, f"sha256 {info.sha256[:12]}…: {detail}", state=state))
     return results

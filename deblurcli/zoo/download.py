@@ -49,8 +49,11 @@ def fetch_source(
         DownloadError: HTTP error, unreachable host, disk full.
         HashMismatchError: the file differs from the pinned sha256 (it has been deleted).
     """
-    if record.source.kind == "import":
+    if not record.source.downloadable:
         raise WeightsMissingError(import_instructions(record))
+    reason = offline_reason(False)
+    if reason is not None:  # the last gate: no caller reaches the network while HF_HUB_OFFLINE is set
+        raise WeightsMissingError(f"weights {record.id!r} are not cached and downloading is off ({reason})")
     if not record.pinned and not trust_unpinned:
         raise WeightsMissingError(
             f"weights {record.id!r} have no published sha256, so they are not downloaded implicitly. "
@@ -119,16 +122,33 @@ def install(
     return final
 
 
+#: values of HF_HUB_OFFLINE that huggingface_hub itself reads as true
+_TRUE = ("1", "ON", "YES", "TRUE")
+
+
+def offline_reason(offline: bool) -> str | None:
+    """Why the network is off (``--offline`` or ``HF_HUB_OFFLINE``), or None when downloads may run.
+
+    Read at call time, not import time, so the variable is honoured however the process was started.
+    """
+    if offline:
+        return "--offline"
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in _TRUE:
+        return "HF_HUB_OFFLINE is set"
+    return None
+
+
 def import_instructions(record: WeightsRecord) -> str:
-    """The message for a record that only a manual import can fill."""
-    how = (
-        record.source.instructions
-        or f"obtain the file, then run `defocus models import FILE --as {record.id}`"
+    """The message for a record that only a manual import can fill: the record's own instructions.
+
+    No reason is invented here: the instructions say why (a web drive, or no published weights at all).
+    """
+    how = (record.source.instructions or "").rstrip(". ") or (
+        f"obtain the file, then run `defocus models import FILE --as {record.id}`"
     )
     return (
-        f"weights {record.id!r} cannot be downloaded automatically "
-        "(the authors publish them on a web drive). "
-        f"{how}. Alternatively pass the file directly with --weights FILE."
+        f"weights {record.id!r} are not cached and cannot be downloaded by defocus: {how}. "
+        "Alternatively pass a checkpoint file with --weights FILE."
     )
 
 

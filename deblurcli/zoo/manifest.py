@@ -9,7 +9,11 @@ rejected. A record with ``sha256: null`` is *unpinned* (the publisher gives no h
 implicitly; ``defocus models pull ID --trust-unpinned`` downloads it, records the observed sha256 in the
 cache and prints it so the user can compare it with the publisher. Files behind web drives (Dropbox, Google
 Drive, OneDrive) have ``import`` sources: the user downloads them by hand, following ``instructions``, and
-``defocus models import FILE --as ID`` verifies their structure by a strict load.
+``defocus models import FILE --as ID`` verifies their structure by a strict load. ``bundled`` sources are files
+shipped inside the package (``path`` relative to it, read through importlib.resources so that zipped and
+editable installs behave alike); they must be pinned and are never downloaded.
+
+A per-user overlay (``deblurcli.zoo.overlay``) adds the user's own records on top of this file.
 
 The manifest is read without importing torch, so ``defocus models list`` stays fast.
 """
@@ -20,7 +24,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -52,7 +56,9 @@ HPARAMS: dict[str, dict[str, type | tuple[Any, ...]]] = {
     "refocus": {"width": int, "enc_blocks": list, "mid_blocks": int, "dec_blocks": list},
 }
 
-SOURCE_KINDS = ("hf", "url", "import")
+SOURCE_KINDS = ("hf", "url", "import", "bundled")
+#: the package that ``bundled`` source paths are relative to (a module attribute so tests can point elsewhere)
+BUNDLE_PACKAGE = "deblurcli"
 DATASETS = ("DPDD", "RealDOF", "LFDOF", "DED")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -64,7 +70,7 @@ _RECORD_FIELDS = {
 
 @dataclass(frozen=True)
 class Source:
-    """Where a checkpoint comes from: ``hf`` (repo_id, filename, revision), ``url``, or ``import``."""
+    """Where a checkpoint comes from: ``hf`` (repo_id, filename, revision), ``url``, ``import`` or ``bundled``."""
 
     kind: str
     repo_id: str | None = None
@@ -72,12 +78,20 @@ class Source:
     revision: str | None = None
     url: str | None = None
     instructions: str | None = None
+    path: str | None = None
+
+    @property
+    def downloadable(self) -> bool:
+        """Whether fetching this source needs the network (``import`` and ``bundled`` never do)."""
+        return self.kind in ("hf", "url")
 
     def describe(self) -> str:
         if self.kind == "hf":
             return f"hf://{self.repo_id}/{self.filename}@{self.revision}"
         if self.kind == "url":
             return str(self.url)
+        if self.kind == "bundled":
+            return f"bundled:{BUNDLE_PACKAGE}/{self.path}"
         return "manual import"
 
 
@@ -120,6 +134,8 @@ class WeightsRecord:
     overlap: int | None
     metrics: tuple[Metric, ...] = ()
     notes: str = ""
+    #: True for records of the per-user overlay (``defocus models import --as NEW_ID``), not the shipped file
+    local: bool = False
 
     @property
     def pinned(self) -> bool:
@@ -149,6 +165,12 @@ class Manifest:
             known = ", ".join(self.records) or "(none)"
             raise UsageError(f"unknown weights id {weights_id!r}; known ids: {known}")
         return self.records[weights_id]
+
+
+def bundled_resource(source: Source) -> Any:
+    """The package resource (an importlib Traversable) a ``bundled`` source names; read at call time."""
+    assert source.kind == "bundled" and source.path is not None
+    return resources.files(BUNDLE_PACKAGE).joinpath(*source.path.split("/"))
 
 
 def default_manifest_path() -> Path:
@@ -181,8 +203,8 @@ def load_manifest(path: Path | None = None) -> Manifest:
     return parse_manifest(data, origin=str(path))
 
 
-def parse_manifest(data: Any, *, origin: str = "<manifest>") -> Manifest:
-    """Validate decoded JSON into a :class:`Manifest`.
+def parse_manifest(data: Any, *, origin: str = "<manifest>", local: bool = False) -> Manifest:
+    """Validate decoded JSON into a :class:`Manifest`; ``local`` marks every record as the user's own.
 
     Raises:
         ManifestError: naming the record and the field at fault.
@@ -200,6 +222,8 @@ def parse_manifest(data: Any, *, origin: str = "<manifest>") -> Manifest:
     records: dict[str, WeightsRecord] = {}
     for index, raw in enumerate(raw_records):
         rec = _Record(raw, origin=origin, index=index).build()
+        if local:
+            rec = replace(rec, local=True)
         if rec.id in records:
             raise ManifestError(f"{origin}: record {rec.id!r}: duplicate id")
         records[rec.id] = rec
@@ -315,6 +339,7 @@ class _Record:
             "hf": {"repo_id", "filename", "revision"},
             "url": {"url"},
             "import": {"instructions", "url"},
+            "bundled": {"path"},
         }
         if kind not in allowed:
             self.fail("source", f"kind must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
@@ -327,6 +352,12 @@ class _Record:
         url = src.get("url")
         if url is not None and not (isinstance(url, str) and url.startswith(("https://", "http://"))):
             self.fail("source", "url must be an http(s) URL")
+        if kind == "bundled":
+            rel = src["path"]
+            if rel.startswith(("/", "\\")) or ":" in rel or ".." in rel.replace("\\", "/").split("/"):
+                self.fail("source", "bundled path must be relative to the package, without '..'")
+            if self.raw.get("sha256") is None:
+                self.fail("sha256", "a bundled file must be pinned (it ships with the package)")
         filename = src.get("filename")
         if filename is not None and (not isinstance(filename, str) or not filename.strip()):
             self.fail("source", "filename must be a non-empty string")

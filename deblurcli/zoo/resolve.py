@@ -5,6 +5,11 @@ a cached model costs no network request and no lock. Converting uses the method'
 architecture, strict load), so a file that reaches ``converted.safetensors`` is known to fit its network key
 for key; the converted file carries method, id, hyperparameters and the source's sha256 in its metadata, so
 it is self-describing wherever it is copied.
+
+Offline means offline for every source kind: ``--offline`` and ``HF_HUB_OFFLINE`` both stop ``url`` and ``hf``
+sources before any request is made (huggingface_hub would honour the variable for ``hf`` alone), while
+``import`` and ``bundled`` sources never touch the network. Records come from the shipped manifest plus the
+user's overlay (``deblurcli.zoo.overlay``), so an id imported with ``--as NEW_ID`` resolves like any other.
 """
 
 from __future__ import annotations
@@ -12,13 +17,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from deblurcli.errors import DownloadError, UsageError, WeightsError, WeightsMissingError
 from deblurcli.zoo.cache import WeightsCache, sha256_file
-from deblurcli.zoo.download import fetch_source, import_instructions, install
-from deblurcli.zoo.manifest import Manifest, WeightsRecord, load_manifest
+from deblurcli.zoo.download import fetch_source, import_instructions, install, offline_reason
+from deblurcli.zoo.manifest import Manifest, WeightsRecord, bundled_resource
+from deblurcli.zoo.overlay import merged_manifest
 
 ProgressFn = Callable[[int, int | None], None]
 
@@ -39,7 +44,7 @@ def resolve_file(
         WeightsMissingError: not cached and offline, import-only, or unpinned and not trusted.
         DownloadError, HashMismatchError: the download failed or was rejected.
     """
-    record = (manifest or load_manifest()).get(weights_id)
+    record = (manifest or merged_manifest(cache_dir)).get(weights_id)
     cache = WeightsCache.open(cache_dir)
     found = cache.source_path(weights_id)
     if found is not None:
@@ -67,7 +72,7 @@ def resolve_weights(
         DownloadError, HashMismatchError: the download failed or was rejected.
         WeightsError: the file does not fit the method's architecture.
     """
-    record = (manifest or load_manifest()).get(weights_id)
+    record = (manifest or merged_manifest(cache_dir)).get(weights_id)
     if record.method is None:
         raise UsageError(f"{weights_id!r} is an auxiliary file used as is, not a method's weights")
     cache = WeightsCache.open(cache_dir)
@@ -87,72 +92,40 @@ def resolve_weights(
     return converted
 
 
-@dataclass(frozen=True)
-class ImportResult:
-    """What ``import_weights`` did: the id filled, the file's sha256, and whether it equals the pin."""
-
-    id: str
-    sha256: str
-    matches_pin: bool | None
-    path: Path
-
-
-def import_weights(
-    path: Path,
+def weights_by_id(
+    weights: Path,
     *,
-    as_id: str | None = None,
+    method: str,
+    offline: bool = False,
     cache_dir: Path | None = None,
-    manifest: Manifest | None = None,
-) -> ImportResult:
-    """Copy a checkpoint the user obtained by hand into the cache, after proving it loads strictly.
+    progress: ProgressFn | None = None,
+) -> tuple[Path, str | None]:
+    """``--weights`` names a file, or else a manifest id (e.g. one imported with ``--as NEW_ID``).
 
-    Without ``as_id`` the record is found by the file's sha256 (pinned records) or its published file name.
+    Returns the file to load and the id it came from (None for a plain file). A path that exists always wins,
+    so a file that happens to be named like an id is still read as a file.
 
     Raises:
-        UsageError: the file is missing or the id cannot be told.
-        WeightsError: the file is not a checkpoint of that method (strict load failed); nothing is cached.
+        UsageError: neither a file nor a known id, or the id belongs to another method.
     """
-    manifest = manifest or load_manifest()
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"no such file: {path}")
-    digest = sha256_file(path)
-    record = manifest.get(as_id) if as_id else _guess_record(manifest, path, digest)
-    cache = WeightsCache.open(cache_dir)
-    folder = cache.ensure_folder(record.id)
-    with cache.lock(record.id):
-        tmp = folder / f".import.{os.getpid()}.tmp"
-        try:
-            shutil.copyfile(path, tmp)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise DownloadError(f"cannot copy {path} into the cache {folder}: {exc.strerror or exc}") from exc
-        converted_tmp = folder / f".converted.{os.getpid()}.tmp"
-        try:
-            if record.method is not None:
-                _convert(record, tmp, converted_tmp, source_sha256=digest)
-            else:
-                from deblurcli.zoo.state import read_tensors
-
-                read_tensors(tmp)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            converted_tmp.unlink(missing_ok=True)
-            raise
-        ext = ".pth.tar" if path.name.endswith(".pth.tar") else (path.suffix or record.ext)
-        final = install(record, cache, tmp, origin=f"import:{path.resolve()}", check_pin=False, ext=ext)
-        if record.method is not None:
-            final = cache.converted_path(record.id)
-            os.replace(converted_tmp, final)
-            _record_converted(cache, record.id, final)
-    pin = None if record.sha256 is None else record.sha256 == digest
-    return ImportResult(id=record.id, sha256=digest, matches_pin=pin, path=final)
+    if weights.exists() or weights.parent != Path("."):
+        return weights, None
+    manifest = merged_manifest(cache_dir)
+    record = manifest.records.get(str(weights))
+    if record is None:
+        raise UsageError(f"--weights {weights}: no such file, and no weights id of that name (`defocus models list`)")
+    if record.method != method:
+        raise UsageError(f"--weights {weights}: weights id for {record.method or 'no method'}, not {method}")
+    path = resolve_weights(
+        record.id, offline=offline, cache_dir=cache_dir, progress=progress, manifest=manifest
+    )
+    return path, record.id
 
 
-def offline_message(record: WeightsRecord, cache: WeightsCache) -> str:
+def offline_message(record: WeightsRecord, cache: WeightsCache, reason: str) -> str:
     """What to do when ``record`` is needed offline and not cached."""
     return (
-        f"weights {record.id!r} are not in the cache ({cache.root}) and downloading is off (--offline). "
+        f"weights {record.id!r} are not in the cache ({cache.root}) and downloading is off ({reason}). "
         f"On a connected machine run `defocus models pull {record.id}` and copy the cache folder, "
         f"or import a file you have: `defocus models import FILE --as {record.id}`, "
         f"or pass the checkpoint directly with --weights FILE."
@@ -172,9 +145,30 @@ def _source_locked(
         return found
     if record.source.kind == "import":
         raise WeightsMissingError(import_instructions(record))
-    if offline:
-        raise WeightsMissingError(offline_message(record, cache))
+    if record.source.kind == "bundled":
+        return _install_bundled(record, cache)
+    reason = offline_reason(offline)
+    if reason is not None:
+        raise WeightsMissingError(offline_message(record, cache, reason))
     return fetch_source(record, cache, progress=progress, trust_unpinned=trust_unpinned)
+
+
+def _install_bundled(record: WeightsRecord, cache: WeightsCache) -> Path:
+    """Copy a file shipped in the package into the cache, checked against its pin like a download.
+
+    Going through the cache (rather than loading from the package) keeps one path for conversion, ``models
+    verify`` and ``models rm``, and works when the package itself is zipped.
+    """
+    from importlib import resources
+
+    resource = bundled_resource(record.source)
+    if not resource.is_file():
+        raise WeightsError(f"{record.id}: bundled file {record.source.describe()} is missing: reinstall defocus")
+    folder = cache.ensure_folder(record.id)
+    tmp = folder / f".bundled.{os.getpid()}.tmp"
+    with resources.as_file(resource) as src:
+        shutil.copyfile(src, tmp)
+    return install(record, cache, tmp, origin=record.source.describe())
 
 
 def _convert(record: WeightsRecord, source: Path, dest: Path, *, source_sha256: str) -> None:
@@ -215,21 +209,3 @@ def _record_converted(cache: WeightsCache, weights_id: str, converted: Path) -> 
     if info is not None:
         info.converted_sha256 = sha256_file(converted)
         cache.write_info(info)
-
-
-def _guess_record(manifest: Manifest, path: Path, digest: str) -> WeightsRecord:
-    by_hash = [r for r in manifest.records.values() if r.sha256 == digest]
-    if len(by_hash) == 1:
-        return by_hash[0]
-    by_name = [r for r in manifest.records.values() if _published_name(r) == path.name]
-    if len(by_name) == 1:
-        return by_name[0]
-    raise UsageError(f"cannot tell which weights {path.name} holds; pass --as ID (see `defocus models list`)")
-
-
-def _published_name(record: WeightsRecord) -> str | None:
-    if record.source.filename:
-        return record.source.filename
-    if record.source.url:
-        return record.source.url.rsplit("/", 1)[-1]
-    return None

@@ -8,6 +8,8 @@ instead of silently producing a half-initialised network.
 from __future__ import annotations
 
 import json
+import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,15 +40,32 @@ def read_tensors(path: Path) -> dict[str, Any]:
         try:
             return dict(load_file(str(path)))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise WeightsError(f"{path.name}: not a valid safetensors file ({exc})") from exc
+            raise WeightsError(f"{path}: not a valid safetensors file ({exc})") from exc
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message advises weights_only=False, i.e. running the file's code: never pass that on.
+        raise WeightsError(f"{path}: {_pickled_code_reason(exc)}") from exc
     except (RuntimeError, ValueError, EOFError, OSError, zipfile.BadZipFile, Exception) as exc:  # noqa: B014
-        # torch raises UnpicklingError (a subclass of Exception only) for pickled code: never fall back.
-        raise WeightsError(f"{path.name}: cannot be read as a plain tensor checkpoint ({exc})") from exc
+        raise WeightsError(f"{path}: cannot be read as a plain tensor checkpoint ({_first_line(exc)})") from exc
     if not isinstance(obj, Mapping):
-        raise WeightsError(f"{path.name}: expected a mapping of tensors, found {type(obj).__name__}")
+        raise WeightsError(f"{path}: expected a mapping of tensors, found {type(obj).__name__}")
     return dict(obj)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _pickled_code_reason(exc: BaseException) -> str:
+    """Our own wording for a checkpoint that holds pickled objects, naming the object torch stopped at."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    what = f" ({found.group(1)})" if found else ""
+    return (
+        f"holds pickled Python objects{what}, not just tensors; defocus never runs code from a checkpoint. "
+        "Save the state dict instead (`torch.save(model.state_dict(), 'weights.pth')`) and use that file"
+    )
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
@@ -57,14 +76,14 @@ def read_metadata(path: Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError) as exc:
-        raise WeightsError(f"{path.name}: not a valid safetensors file ({exc})") from exc
+        raise WeightsError(f"{path}: not a valid safetensors file ({exc})") from exc
     raw = meta.get(META_KEY)
     if raw is None:
         return {}
     try:
         parsed = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise WeightsError(f"{path.name}: corrupt defocus metadata ({exc})") from exc
+        raise WeightsError(f"{path}: corrupt defocus metadata ({exc})") from exc
     return parsed if isinstance(parsed, dict) else {}
 
 
