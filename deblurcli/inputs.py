@@ -69,8 +69,9 @@ def expand_inputs(
             seen.add(key)
             found.append(Candidate(path, subdir))
 
-    def scan(base: Path, paths: list[Path]) -> None:
+    def scan(base: Path, paths: list[Path]) -> int:
         nonlocal skipped_hidden
+        matched = 0
         for p in paths:
             rel = p.relative_to(base) if p.is_relative_to(base) else Path(p.name)
             if not hidden and any(part.startswith(".") for part in rel.parts):
@@ -79,7 +80,9 @@ def expand_inputs(
             if excluded is not None and p.resolve().is_relative_to(excluded):
                 continue
             if _is_candidate(p, extensions, output_markers):
+                matched += 1
                 add(p, rel.parent)
+        return matched
 
     for arg in args:
         if arg == STDIN:
@@ -92,9 +95,7 @@ def expand_inputs(
             add(path, Path("."))
         elif glob.has_magic(arg):
             matches = sorted(Path(m) for m in glob.glob(arg, recursive=recursive, include_hidden=hidden))
-            before = len(found)
-            scan(_fixed_prefix(arg), [m for m in matches if m.is_file()])
-            if len(found) == before:
+            if not scan(_fixed_prefix(arg), [m for m in matches if m.is_file()]):
                 missing.append(arg)
         else:
             missing.append(arg)

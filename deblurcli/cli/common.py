@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from deblurcli.errors import DefocusError
 
@@ -36,9 +37,16 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message: reasons (and the messages of libraries they quote) must never
+    spread over a screen."""
+    lines = str(err).strip().splitlines()
+    return lines[0].strip() if lines else type(err).__name__
+
+
 def fail(err: DefocusError) -> NoReturn:
     """Report a user error on one line and exit with its code."""
-    stderr_console().print(f"[red]error:[/] {err}", markup=True, soft_wrap=True)
+    stderr_console().print(f"[red]error:[/] {escape(one_line(err))}", markup=True, soft_wrap=True)
     raise typer.Exit(err.exit_code)
 
 

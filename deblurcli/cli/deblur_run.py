@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deblurcli import interrupts
+from deblurcli.cli.common import one_line
 from deblurcli.cli.outputs import Naming, check_bit_depth, check_naming, find_clashes, prepare_folder
 from deblurcli.errors import DefocusError, DiskFullError, UsageError, WeightsError, WeightsMissingError
 from deblurcli.inputs import OUTPUT_MARKER, Candidate, expand_inputs
@@ -260,9 +261,9 @@ class _Batch:
             return result
         except DiskFullError as err:
             self.disk_full = True
-            return FileResult(source=src, status="failed", reason=str(err))
+            return FileResult(source=src, status="failed", reason=one_line(err))
         except DefocusError as err:
-            return FileResult(source=src, status="failed", reason=str(err))
+            return FileResult(source=src, status="failed", reason=one_line(err))
         except MemoryError:
             return FileResult(source=src, status="failed", reason="out of memory; try a smaller --tile")
         except OSError as err:
@@ -359,5 +360,6 @@ def _load(req: BatchRequest, args: dict[str, object], on_download: object) -> Lo
     except Exception as err:
         if req.weights is None:
             raise
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise WeightsError(f"--weights {req.weights}: not a {req.method} checkpoint we can read ({first})") from None
+        raise WeightsError(
+            f"--weights {req.weights}: not a {req.method} checkpoint we can read ({one_line(err)})"
+        ) from None
