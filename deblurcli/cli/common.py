@@ -17,8 +17,8 @@ from deblurcli.errors import DefocusError
 EXIT_CODES = {
     0: "all done (skipped outputs that already exist count as done)",
     1: "some photos failed (each is listed on stderr and in --json)",
-    2: "usage error: bad option, unknown method or id, nothing to do",
-    3: "a photo cannot be read (commands that take one photo)",
+    2: "usage error: bad option or name template, unknown method or id, nothing to do",
+    3: "a photo the command cannot do without is unreadable (bench)",
     4: "cannot write: output folder unusable, disk full",
     5: "weights missing, unreadable or not matching the method",
     6: "download failed",

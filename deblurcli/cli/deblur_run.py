@@ -159,7 +159,7 @@ class _Batch:
     def run(self, candidates: list[Candidate], missing: list[str]) -> list[FileResult]:
         from deblurcli.pipeline import FileResult
 
-        results = [FileResult(source=m, status="failed", reason="no such file or matching photo") for m in missing]
+        results = [FileResult(source=m, status="failed", reason=_missing_reason(m)) for m in missing]
         todo = [c for c in candidates if c.path not in self.refused]
         results += [
             FileResult(source=str(c.path), status="failed", reason=self.refused[c.path])
@@ -297,6 +297,13 @@ class _Batch:
         if self.disk_full:
             return DiskFullError.exit_code
         return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def _missing_reason(arg: str) -> str:
+    """Why an input matched nothing; ``-r true`` gets a hint, since flags take no value."""
+    if arg.lower() in {"true", "false", "yes", "no", "on", "off"}:
+        return f"no such file or matching photo (flags take no value: write -r, not -r {arg})"
+    return "no such file or matching photo"
 
 
 def _to_stdout(path: Path) -> None:
