@@ -214,3 +214,21 @@ def test_ctrl_c_swallowed_by_a_library_still_exits_130(tmp_path: Path) -> None:
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "interrupted" and "Traceback" not in proc.stderr
     assert _files(tmp_path / "out") == []
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_share_the_work_and_write_whole_files(tmp_path: Path) -> None:
+    _photos(tmp_path / "in", 8)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "deblurcli", "deblur", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--json"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for _ in range(2)]
+    summaries = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert sum(s["ok"] for s in summaries) == 8  # each photo done by exactly one of the two runs
+    assert sum(s["skipped"] for s in summaries) == 8
+    written = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in written] == [f"p{i}_deblurred.png" for i in range(8)]
+    for p in written:
+        with Image.open(p) as im:
+            im.load()
+            assert im.size == (32, 24)
