@@ -93,3 +93,12 @@ def test_readme_documents_every_exit_code_and_environment_variable() -> None:
     assert {"DEFOCUS_CACHE", "DEFOCUS_MANIFEST", "DEFOCUS_CPU_BUDGET_BYTES"} <= used
     for name in used:
         assert f"`{name}`" in env_table, name
+
+
+def test_shell_completion_answers() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "_DEFOCUS_COMPLETE": "complete_bash"}
+    env.update(COMP_WORDS="defocus deb", COMP_CWORD="1")
+    out = subprocess.run(
+        [sys.executable, "-c", "from deblurcli.__main__ import main; main()"], capture_output=True, text=True, env=env
+    )
+    assert out.stdout.split() == ["deblur"], out.stderr

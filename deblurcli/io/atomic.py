@@ -27,6 +27,7 @@ from deblurcli.errors import DiskFullError, EncodeError
 TEMP_RE = re.compile(r"^\.(.+)\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff"}
 
 
 def temp_path(path: Path) -> Path:
@@ -90,11 +91,14 @@ def _sync_and_verify(tmp: Path, path: Path) -> None:
 
 
 def verify_bytes(fh: BinaryIO, suffix: str) -> str | None:
-    """Why the open file ``fh`` is not a complete image of type ``suffix``, or ``None`` if it looks whole.
+    """Why the open file ``fh`` is not a complete image of type ``suffix``, or ``None`` if it looks whole (or
+    is not an image: reports and logs are only synced).
 
     Cheap on purpose (a few bytes at both ends; TIFF: the IFD tables), so it runs on every output.
     """
     size = fh.seek(0, os.SEEK_END)
+    if suffix not in _IMAGE_SUFFIXES:
+        return None
     if size == 0:
         return "empty file"
     fh.seek(0)
