@@ -22,10 +22,12 @@ STDIN = "-"
 
 @dataclass(frozen=True)
 class Candidate:
-    """One photo to process; ``subdir`` is where it sits below the folder argument ("." for a plain file)."""
+    """One photo to process; ``subdir`` is where it sits below the folder argument ("." for a plain file);
+    ``label`` names it in reports when the path is not the user's (``-`` for standard input)."""
 
     path: Path
     subdir: Path = Path(".")
+    label: str | None = None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,10 @@ def run(*args: str, stdin: bytes | None = None) -> tuple[int, dict[str, Any] | N
     return result.exit_code, summary, result.stderr, result.stdout_bytes
 
 
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
 def by_name(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {Path(f["source"]).as_posix(): f for f in summary["files"]}
 
@@ -113,11 +117,14 @@ def test_stdin_to_stdout_is_one_image_and_nothing_else(tmp_path: Path) -> None:
     assert code == 0, err
     with Image.open(io.BytesIO(out)) as im:
         assert im.format == "PNG" and im.size == (32, 24)
+    code, summary, err, _ = run("-", "-o", str(tmp_path / "o"), "--json", stdin=(tmp_path / "x.png").read_bytes())
+    assert code == 0 and summary is not None and summary["files"][0]["source"] == "-"
+    assert _names(tmp_path / "o") == ["stdin_deblurred.png"]
     code, _, err, out = run(str(tmp_path / "x.png"), "-o", "-", "--format", "jpeg")
     assert code == 0, err
     assert out[:3] == b"\xff\xd8\xff" and out[-2:] == b"\xff\xd9"
     assert "1 deblurred" in err  # the summary went to stderr, stdout holds the image alone
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
+    assert _names(tmp_path) == ["o", "x.png"]
     code, _, err, _ = run(str(tmp_path / "x.png"), str(tmp_path / "x.png") + "*", "-o", "-")
     assert code == 0  # the same file twice is one photo
     code, _, err, _ = run("-", str(tmp_path / "x.png"), stdin=b"")

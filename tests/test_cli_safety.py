@@ -161,6 +161,10 @@ def test_leftovers_of_a_killed_run_are_removed(tmp_path: Path) -> None:
     code, summary, _ = run(str(src), "-o", str(out))
     assert code == 0 and summary["ok"] == 1
     assert _files(out) == sorted([p.name for p in theirs] + ["p0_deblurred.png"])
+    ours[1].write_bytes(b"killed while writing the map")  # the result itself was finished
+    code, summary, _ = run(str(src), "-o", str(out))
+    assert code == 0 and summary["skipped"] == 1
+    assert _files(out) == sorted([p.name for p in theirs] + ["p0_deblurred.png"])
 
 
 def test_interrupt_flag_survives_a_swallowed_keyboardinterrupt(tmp_path: Path) -> None:

@@ -79,8 +79,8 @@ def run_batch(req: BatchRequest, console: Console) -> tuple[list[FileResult], in
     if to_stdout and req.maps:
         raise UsageError("--maps needs files: use -o FOLDER instead of -o -")
     out_dir = None if to_stdout else req.output_dir
-    with ExitStack() as stack:
-        private = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="defocus-")))
+    with tempfile.TemporaryDirectory(prefix="defocus-") as tmp:
+        private = Path(tmp)
         found = expand_inputs(
             req.inputs,
             extensions=SUPPORTED_EXTENSIONS,
@@ -91,7 +91,7 @@ def run_batch(req: BatchRequest, console: Console) -> tuple[list[FileResult], in
         )
         candidates = list(found.found)
         if found.stdin:
-            candidates.insert(0, Candidate(_read_stdin(private)))
+            candidates.insert(0, Candidate(_read_stdin(private), label="-"))
         if not candidates and not found.missing:
             raise UsageError("no photos found in the given inputs")
         stdout = to_stdout or (found.stdin and out_dir is None)
@@ -128,10 +128,14 @@ def _read_stdin(private: Path) -> Path:
     if sys.stdin.isatty():
         raise UsageError("'-' reads a photo from standard input, but that is a terminal; pipe a file in")
     data = sys.stdin.buffer.read()
-    head = data[:16]
-    ext = ".jpg" if head.startswith(b"\xff\xd8") else ".png" if head.startswith(b"\x89PNG") else ".tif"
-    if head[:4] not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+") and ext == ".tif" and data:
-        ext = ".raw"  # anything else goes to LibRaw, which recognises camera files by content
+    if data.startswith(b"\xff\xd8"):
+        ext = ".jpg"
+    elif data.startswith(b"\x89PNG"):
+        ext = ".png"
+    elif data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        ext = ".tif"
+    else:
+        ext = ".raw"  # LibRaw recognises camera files by their content
     path = private / f"stdin{ext}"
     path.write_bytes(data)
     return path
@@ -162,7 +166,7 @@ class _Batch:
         results = [FileResult(source=m, status="failed", reason=_missing_reason(m)) for m in missing]
         todo = [c for c in candidates if c.path not in self.refused]
         results += [
-            FileResult(source=str(c.path), status="failed", reason=self.refused[c.path])
+            FileResult(source=c.label or str(c.path), status="failed", reason=self.refused[c.path])
             for c in candidates
             if c.path in self.refused
         ]
@@ -204,7 +208,9 @@ class _Batch:
                 if self.disk_full:
                     out.append(
                         FileResult(
-                            source=str(cand.path), status="failed", reason="not attempted: no space left on device"
+                            source=cand.label or str(cand.path),
+                            status="failed",
+                            reason="not attempted: no space left on device",
                         )
                     )
                     continue
@@ -219,10 +225,11 @@ class _Batch:
         from deblurcli.io.decode import decode
         from deblurcli.pipeline import FileResult, deblur_file, resolve_format
 
-        src = str(cand.path)
+        src = cand.label or str(cand.path)
         try:
             planned = self.planned[cand.path]
             if not self.stdout and planned.exists() and not self.req.overwrite:
+                self._sweep(planned, method.spec.maps, locked=False)
                 return FileResult(
                     source=src, output=str(planned), status="skipped", reason="output exists (--overwrite replaces it)"
                 )
@@ -247,7 +254,7 @@ class _Batch:
                         status="skipped",
                         reason="another defocus run is writing this output",
                     )
-                self._sweep(dst, method.spec.maps)
+                self._sweep(dst, method.spec.maps, locked=True)
                 if dst.exists() and not self.req.overwrite:  # finished by another run meanwhile
                     return FileResult(
                         source=src, output=str(dst), status="skipped", reason="output exists (--overwrite replaces it)"
@@ -255,6 +262,7 @@ class _Batch:
                 result = deblur_file(
                     cand.path, dst, method, opts, fmt=fmt, bit_depth=depth, photo=photo, progress=on_tile
                 )
+            result.source = src
             if self.stdout:
                 _to_stdout(dst)
                 result.output = "-"
@@ -269,14 +277,21 @@ class _Batch:
         except OSError as err:
             return FileResult(source=src, status="failed", reason=f"cannot write: {err.strerror or err}")
 
-    def _sweep(self, dst: Path, maps: tuple[str, ...]) -> None:
-        """Remove what a killed run left of this output and of its maps (we hold the output's lock)."""
+    def _sweep(self, dst: Path, maps: tuple[str, ...], *, locked: bool) -> None:
+        """Remove what a killed run left of this output and of its maps. Leftovers are only stale while we hold
+        the output's lock (another run may be writing them); for an output we skip, the lock is taken here,
+        and only when there is something to remove (one folder listing per folder, not one per photo)."""
         folder = dst.parent
         if folder not in self.temps:
             self.temps[folder] = stale_temps(folder)
         names = [dst.name] + [f"{dst.stem}_{m}{ext}" for m in maps for ext in (".tif", ".png")]
-        for name in names:
-            for tmp in self.temps[folder].pop(name, []):
+        leftovers = [tmp for name in names for tmp in self.temps[folder].pop(name, [])]
+        if not leftovers:
+            return
+        with ExitStack() as stack:
+            if not locked and not stack.enter_context(claim(dst)):
+                return
+            for tmp in leftovers:
                 tmp.unlink(missing_ok=True)
 
     def _report(self, results: list[FileResult]) -> None:
