@@ -77,8 +77,11 @@ def _metavar(param: Any) -> str:
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return ""
     desc = getattr(param, "type_descriptor", None)
-    if desc is None:  # a plain click parameter
-        return str(param.type.name).upper()
+    if desc is None:  # typer before 0.20 builds plain click parameters
+        choices = getattr(param.type, "choices", None)
+        if choices:
+            return "[" + "|".join(str(c) for c in choices) + "]"
+        return str(param.type.name).replace(" range", "").upper()
     if desc.is_choice:
         return "[" + "|".join(str(getattr(c, "value", c)) for c in desc.choices or ()) + "]"
     annotation = desc.annotation
