@@ -77,7 +77,7 @@ def _metavar(param: Any) -> str:
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return ""
     desc = getattr(param, "type_descriptor", None)
-    if desc is None:  # typer before 0.20 builds plain click parameters
+    if desc is None:  # older typer releases build plain click parameters
         choices = getattr(param.type, "choices", None)
         if choices:
             return "[" + "|".join(str(c) for c in choices) + "]"
