@@ -14,6 +14,7 @@ import typer
 
 from deblurcli.cli import app
 from deblurcli.cli.common import EXIT_CODES, conventional_help
+from deblurcli.methods.names import METHOD_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = [[], ["deblur"], ["bench"], ["train"], ["models"], ["models", "import"], ["data", "synth"]]
@@ -45,7 +46,8 @@ def test_help_uses_conventional_metavars(helps: dict[str, str]) -> None:
         assert "<bool>" not in text, name
         assert not re.search(r"<(int|float|str|path|list)", text), name
     deblur = helps["deblur"]
-    for expected in ("--recursive", "[classic|ifan|drbnet|dmsft|kpac]", "INTEGER [1<=x<=100]", "[default: 95]"):
+    methods = "[" + "|".join(METHOD_NAMES) + "]"
+    for expected in ("--recursive", methods, "INTEGER [1<=x<=100]", "[default: 95]"):
         assert expected in deblur
     flag_line = next(line for line in deblur.splitlines() if "--recursive" in line)
     assert "BOOL" not in flag_line.upper().replace("--RECURSIVE", "")
