@@ -75,3 +75,11 @@ class DataError(DefocusError):
     """A dataset folder is missing files or its pairs do not match."""
 
     exit_code = 7
+
+
+class OutputError(EncodeError):
+    """The output folder cannot be used: it is a file, cannot be created, or is not writable."""
+
+
+class DiskFullError(EncodeError):
+    """The disk (or quota) filled up while writing; the batch stops, since every later photo would fail too."""

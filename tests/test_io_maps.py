@@ -74,9 +74,9 @@ def test_failed_map_write_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_atomic_output_names_and_cleanup(tmp_path: Path) -> None:
-    target = tmp_path / "photo.tif"
+    target = tmp_path / "photo.txt"  # not an image: only naming and cleanup are tested here
     with atomic_output(target) as tmp:
-        assert tmp.parent == tmp_path and tmp.name.startswith(".photo.") and tmp.name.endswith(".tmp.tif")
+        assert tmp.parent == tmp_path and tmp.name.startswith(".photo.") and tmp.name.endswith(".tmp.txt")
         tmp.write_bytes(b"done")
         assert not target.exists()
     assert target.read_bytes() == b"done" and len(list(tmp_path.iterdir())) == 1

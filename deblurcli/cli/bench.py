@@ -29,9 +29,12 @@ def bench(
     layout: Annotated[str, typer.Option(help="auto, realdof, dpdd, lfdof or ded.")] = "auto",
     split: Annotated[str, typer.Option(help="DPDD-layout split: train, val or test.")] = "test",
     limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N pairs.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for bench.md/.csv/.json and per_image.csv.")] = Path(
-        "bench-results"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--output-dir", "-o", "--out", metavar="DIR", help="Folder for bench.md/.csv/.json and per_image.csv."
+        ),
+    ] = Path("bench-results"),
     weights: Annotated[list[str], typer.Option(help="METHOD=FILE: use this checkpoint for METHOD.")] = [],  # noqa: B006
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32, fp16 or bf16.")] = "fp32",

@@ -25,9 +25,12 @@ def synth(
         list[Path], typer.Option("--src", metavar="DIR", help="Folder (or file) of sharp photos; repeatable.")
     ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output folder (DPDD layout + ded/ + samples.json).")
+        Path,
+        typer.Option(
+            "--output-dir", "-o", "--out", metavar="DIR", help="Output folder (DPDD layout + ded/ + samples.json)."
+        ),
     ],
-    n: Annotated[int, typer.Option("-n", "--n", min=1, help="Number of samples.")] = 100,
+    n: Annotated[int, typer.Option("--count", "-n", "--n", min=1, help="Number of samples.")] = 100,
     size: Annotated[int, typer.Option(min=16, help="Edge of each square sample in px.")] = 256,
     seed: Annotated[int, typer.Option(help="Base seed; sample i depends only on (seed, i).")] = 0,
     val_frac: Annotated[float, typer.Option(min=0.0, max=0.9, help="Fraction of samples for val_.")] = 0.1,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from deblurcli.cli.common import fail, stderr_console
+from deblurcli.cli.outputs import DEFAULT_SUFFIX, DEFAULT_TEMPLATE, TEMPLATE_FIELDS
 from deblurcli.errors import DefocusError, UsageError
 from deblurcli.methods.names import DEFAULT_METHOD, METHOD_NAMES
 
@@ -27,10 +28,19 @@ class Bokeh(StrEnum):
     remove = "remove"
 
 
+class BitDepth(StrEnum):
+    b8 = "8"
+    b16 = "16"
+    b32 = "32"
+
+
 class Precision(StrEnum):
     fp32 = "fp32"
     fp16 = "fp16"
     bf16 = "bf16"
+
+
+_FIELDS = ", ".join("{" + k + "}" for k in TEMPLATE_FIELDS)
 
 
 def _tile(value: str | None) -> str | None:
@@ -40,15 +50,36 @@ def _tile(value: str | None) -> str | None:
 
 
 def deblur(
-    inputs: Annotated[list[str], typer.Argument(help="Photos, folders or glob patterns.", show_default=False)],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="INPUT",
+            help="Photos, folders or glob patterns; '-' reads one photo from stdin.",
+            show_default=False,
+        ),
+    ],
     output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Write results here (default: beside each input).")
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            "-o",
+            "--out",
+            metavar="DIR",
+            help="Write results here, keeping the inputs' folder tree; '-' writes the one result to stdout "
+            "(default: beside each input).",
+        ),
     ] = None,
     method: Annotated[Method, typer.Option("--method", "-m", help="Deblurring method.")] = Method[DEFAULT_METHOD],
     weights: Annotated[
-        Path | None, typer.Option(help="Use this checkpoint file instead of the cached one (any official format).")
+        Path | None,
+        typer.Option(metavar="FILE", help="Use this checkpoint file instead of the cached one (any official format)."),
     ] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    hidden: Annotated[bool, typer.Option("--hidden", help="Also take hidden files and folders in scans.")] = False,
+    suffix: Annotated[str, typer.Option(help="Text added to each result's name.")] = DEFAULT_SUFFIX,
+    name: Annotated[
+        str, typer.Option("--name", metavar="TEMPLATE", help=f"Result file name; fields {_FIELDS}.")
+    ] = DEFAULT_TEMPLATE,
     strength: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Blend with the input: 0 = unchanged, 1 = fully deblurred.")
     ] = 1.0,
@@ -70,7 +101,7 @@ def deblur(
         Format | None, typer.Option("--format", help="Output format (default: the input's family; RAW -> TIFF).")
     ] = None,
     bit_depth: Annotated[
-        int | None, typer.Option("--bit-depth", help="8 or 16 (32 = float TIFF); default: as the input.")
+        BitDepth | None, typer.Option("--bit-depth", help="Bits per sample; 32 = float TIFF (default: as the input).")
     ] = None,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     maps: Annotated[
@@ -79,26 +110,40 @@ def deblur(
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (inputs are never replaced).")] = False,
     tile: Annotated[
         str | None,
-        typer.Option(callback=_tile, help="Tile edge in px, or 'auto' from free memory (default: per method)."),
+        typer.Option(
+            callback=_tile,
+            metavar="INTEGER|auto",
+            help="Tile edge in px, or 'auto' from free memory (default: per method).",
+        ),
     ] = None,
     overlap: Annotated[int | None, typer.Option(min=0, help="Tile context in px (default: per method).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    precision: Annotated[Precision, typer.Option(help="Arithmetic precision.")] = Precision.fp32,
+    device: Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[
+        Precision, typer.Option(help="Arithmetic precision (methods that run in fp32 only ignore it).")
+    ] = Precision.fp32,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
     max_megapixels: Annotated[float, typer.Option(min=1e-6, help="Refuse photos larger than this.")] = 200.0,
     offline: Annotated[bool, typer.Option(help="Never download; fail if weights are not cached.")] = False,
-    cache_dir: Annotated[Path | None, typer.Option(help="Weights cache (default: $DEFOCUS_CACHE or per user).")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Weights cache (default: $DEFOCUS_CACHE or per user).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr (failures are still listed).")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list each skipped file and why.")] = False,
     random_weights_for_testing: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
-    """Deblur photos: JPEG, PNG, TIFF and camera RAW. Results are written as <name>_deblurred.<ext>."""
-    from deblurcli.cli.deblur_run import BatchRequest, run_batch
+    """Deblur photos: JPEG, PNG, TIFF and camera RAW. Results are written as <stem>_deblurred.<ext>."""
+    from deblurcli.cli.deblur_run import STDOUT, BatchRequest, run_batch
 
-    if fmt is not None and fmt is Format.jpeg and bit_depth not in (None, 8):
+    depth = int(bit_depth.value) if bit_depth is not None else None
+    if fmt is Format.jpeg and depth not in (None, 8):
         fail(UsageError("JPEG is 8-bit only; use --format tiff or png for 16-bit output"))
-    if bit_depth not in (None, 8, 16, 32):
-        fail(UsageError("--bit-depth must be 8, 16 or 32"))
+    if fmt is Format.png and depth == 32:
+        fail(UsageError("PNG holds 8 or 16 bits; use --format tiff for 32-bit float output"))
+    if as_json and output_dir == STDOUT:
+        fail(UsageError("--json and -o - both want standard output; choose one"))
     request = BatchRequest(
         inputs=inputs,
         output_dir=output_dir,
@@ -110,7 +155,7 @@ def deblur(
         bokeh_threshold=bokeh_threshold,
         mask=mask,
         fmt=fmt.value if fmt else None,
-        bit_depth=bit_depth,
+        bit_depth=depth,
         quality=quality,
         maps=maps,
         overwrite=overwrite,
@@ -124,6 +169,10 @@ def deblur(
         cache_dir=cache_dir,
         quiet=quiet,
         random_weights_for_testing=random_weights_for_testing,
+        suffix=suffix,
+        name=name,
+        hidden=hidden,
+        verbose=verbose,
     )
     try:
         results, code = run_batch(request, stderr_console())
@@ -136,6 +185,7 @@ def deblur(
             "ok": sum(r.status == "ok" for r in results),
             "skipped": sum(r.status == "skipped" for r in results),
             "failed": sum(r.status == "failed" for r in results),
+            "exit_code": code,
         }
         typer.echo(json.dumps(summary, indent=2))
     raise typer.Exit(code)

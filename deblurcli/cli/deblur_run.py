@@ -1,30 +1,38 @@
 """The batch behind ``defocus deblur``: one loaded method, many photos, a failure never stops the rest.
 
-Kept apart from ``deblur.py`` because it imports torch, which ``--help`` must not pay for.
+Everything that can be checked without torch (inputs, output folder, names, clashes, bit depth) is checked
+first, so that a typo costs a fraction of a second and one line; torch and the method load afterwards. Kept
+apart from ``deblur.py`` because it imports torch, which ``--help`` must not pay for.
 """
 
 from __future__ import annotations
 
+import shutil
+import sys
+import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deblurcli.engine.device import auto_tile, pick_device, pick_dtype, set_cpu_threads
-from deblurcli.errors import DefocusError, UsageError
-from deblurcli.inputs import expand_inputs
-from deblurcli.io.decode import SUPPORTED_EXTENSIONS, decode
-from deblurcli.methods.loader import LoadedMethod, load_method
-from deblurcli.methods.registry import get_method
-from deblurcli.pipeline import (
-    DeblurOptions,
-    FileResult,
-    TileProgress,
-    deblur_file,
-    output_path,
-    resolve_format,
-)
+from deblurcli import interrupts
+from deblurcli.cli.common import one_line
+from deblurcli.cli.outputs import Naming, check_bit_depth, check_naming, find_clashes, prepare_folder
+from deblurcli.errors import DefocusError, DiskFullError, UsageError, WeightsError, WeightsMissingError
+from deblurcli.inputs import OUTPUT_MARKER, Candidate, expand_inputs
+from deblurcli.io.atomic import claim, stale_temps
+from deblurcli.io.decode import SUPPORTED_EXTENSIONS
+
+if TYPE_CHECKING:
+    from deblurcli.methods.loader import LoadedMethod
+    from deblurcli.pipeline import DeblurOptions, FileResult, TileProgress
+
+#: ``-o -``: the one result goes to standard output
+STDOUT = Path("-")
 
 
 @dataclass(frozen=True)
@@ -55,30 +63,292 @@ class BatchRequest:
     cache_dir: Path | None
     quiet: bool
     random_weights_for_testing: bool
+    suffix: str = "_deblurred"
+    name: str = "{stem}{suffix}.{ext}"
+    hidden: bool = False
+    verbose: bool = False
 
 
 def run_batch(req: BatchRequest, console: Console) -> tuple[list[FileResult], int]:
-    """Process every input; returns the per-file results and the exit code (0 all done, 1 some failed).
+    """Process every input; returns the per-file results and the exit code (0 all done, 1 some failed,
+    4 the disk filled up).
 
     Raises:
-        DefocusError: for problems that concern the whole batch (no inputs, unusable device, no weights).
+        DefocusError: for problems that concern the whole batch (no inputs, bad options, unusable output
+            folder, unusable device, no weights).
     """
-    found = expand_inputs(req.inputs, extensions=SUPPORTED_EXTENSIONS, recursive=req.recursive)
-    results = [FileResult(source=m, status="failed", reason="no such file or matching photo") for m in found.missing]
-    if not found.photos and not results:
-        raise UsageError("no photos found in the given inputs")
-    if req.output_dir is not None:
-        req.output_dir.mkdir(parents=True, exist_ok=True)
+    to_stdout = req.output_dir == STDOUT
+    check_naming(req.suffix, req.name)
+    if to_stdout and req.maps:
+        raise UsageError("--maps needs files: use -o FOLDER instead of -o -")
+    out_dir = None if to_stdout else req.output_dir
+    with tempfile.TemporaryDirectory(prefix="defocus-") as tmp:
+        private = Path(tmp)
+        found = expand_inputs(
+            req.inputs,
+            extensions=SUPPORTED_EXTENSIONS,
+            recursive=req.recursive,
+            hidden=req.hidden,
+            output_markers=(OUTPUT_MARKER, req.suffix),
+            exclude=out_dir,
+        )
+        candidates = list(found.found)
+        if found.stdin:
+            candidates.insert(0, Candidate(_read_stdin(private), label="-"))
+        if not candidates and not found.missing:
+            raise UsageError("no photos found in the given inputs")
+        stdout = to_stdout or (found.stdin and out_dir is None)
+        if stdout and len(candidates) + len(found.missing) != 1:
+            raise UsageError(
+                f"standard output takes one photo, but the inputs name {len(candidates) + len(found.missing)}; "
+                "use -o FOLDER"
+            )
+        if stdout and sys.stdout.isatty():
+            raise UsageError("refusing to write image data to a terminal; redirect standard output or use -o")
+        _check_weights(req.weights)
+        check_bit_depth(candidates, req.fmt, req.bit_depth)
+        if out_dir is not None:
+            prepare_folder(out_dir)
+        naming = Naming(folder=private if stdout else out_dir, suffix=req.suffix, template=req.name, method=req.method)
+        planned, refused = find_clashes(candidates, naming, req.fmt)
+        batch = _Batch(req, console, naming, planned, refused, stdout=stdout)
+        results = batch.run(candidates, found.missing)
+    return results, batch.exit_code(results)
+
+
+def _check_weights(weights: Path | None) -> None:
+    """``--weights`` must be a readable file; what is inside is checked when the method loads."""
+    if weights is None:
+        return
+    if not weights.exists():
+        raise WeightsMissingError(f"--weights {weights}: no such file")
+    if not weights.is_file():
+        raise WeightsMissingError(f"--weights {weights}: is a folder, not a checkpoint file")
+
+
+def _read_stdin(private: Path) -> Path:
+    """``-``: the photo on standard input, saved privately under a name whose extension the decoder expects."""
+    if sys.stdin.isatty():
+        raise UsageError("'-' reads a photo from standard input, but that is a terminal; pipe a file in")
+    data = sys.stdin.buffer.read()
+    if data.startswith(b"\xff\xd8"):
+        ext = ".jpg"
+    elif data.startswith(b"\x89PNG"):
+        ext = ".png"
+    elif data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        ext = ".tif"
+    else:
+        ext = ".raw"  # LibRaw recognises camera files by their content
+    path = private / f"stdin{ext}"
+    path.write_bytes(data)
+    return path
+
+
+class _Batch:
+    """The loop over photos, with the state it shares: method, options, planned outputs, progress."""
+
+    def __init__(
+        self,
+        req: BatchRequest,
+        console: Console,
+        naming: Naming,
+        planned: dict[Path, Path],
+        refused: dict[Path, str],
+        *,
+        stdout: bool,
+    ) -> None:
+        self.req, self.console, self.naming = req, console, naming
+        self.planned, self.refused, self.stdout = planned, refused, stdout
+        self.claimed = {dst.resolve(): src for src, dst in planned.items()}
+        self.temps: dict[Path, dict[str, list[Path]]] = {}
+        self.disk_full = False
+
+    def run(self, candidates: list[Candidate], missing: list[str]) -> list[FileResult]:
+        from deblurcli.pipeline import FileResult
+
+        results = [FileResult(source=m, status="failed", reason=_missing_reason(m)) for m in missing]
+        todo = [c for c in candidates if c.path not in self.refused]
+        results += [
+            FileResult(source=c.label or str(c.path), status="failed", reason=self.refused[c.path])
+            for c in candidates
+            if c.path in self.refused
+        ]
+        if todo:
+            results += self._process(todo)
+        self._report(results)
+        return results
+
+    def _process(self, todo: list[Candidate]) -> list[FileResult]:
+        from deblurcli.pipeline import FileResult
+
+        req = self.req
+        opts, method_args = _options(req, self.console)
+        interrupts.check()
+        out: list[FileResult] = []
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=req.quiet,
+            transient=False,
+        ) as progress:
+            files_task = progress.add_task("photos", total=len(todo))
+            tiles_task = progress.add_task("tiles", total=None, visible=False)
+
+            def on_download(done: int, total: int | None) -> None:
+                progress.update(tiles_task, description="weights", completed=done, total=total, visible=True)
+
+            method = _load(req, method_args, on_download)
+            interrupts.check()
+
+            def on_tile(done: int, total: int) -> None:
+                progress.update(tiles_task, description="tiles", completed=done, total=total, visible=True)
+
+            for cand in todo:
+                interrupts.check()
+                if self.disk_full:
+                    out.append(
+                        FileResult(
+                            source=cand.label or str(cand.path),
+                            status="failed",
+                            reason="not attempted: no space left on device",
+                        )
+                    )
+                    continue
+                progress.update(files_task, description=f"[bold]{escape(cand.path.name)}")
+                out.append(self._one(cand, method, opts, on_tile))
+                progress.advance(files_task)
+            progress.update(files_task, description="photos")
+        return out
+
+    def _one(self, cand: Candidate, method: LoadedMethod, opts: DeblurOptions, on_tile: TileProgress) -> FileResult:
+        """One photo; every user-facing error becomes a failed result with a one-line reason."""
+        from deblurcli.io.decode import decode
+        from deblurcli.pipeline import FileResult, deblur_file, resolve_format
+
+        src = cand.label or str(cand.path)
+        try:
+            planned = self.planned[cand.path]
+            if not self.stdout and planned.exists() and not self.req.overwrite:
+                self._sweep(planned, method.spec.maps, locked=False)
+                return FileResult(
+                    source=src, output=str(planned), status="skipped", reason="output exists (--overwrite replaces it)"
+                )
+            photo = decode(cand.path, max_pixels=opts.max_pixels)
+            fmt, depth = resolve_format(photo, opts)
+            dst = self.naming.path(cand, fmt)
+            if dst.resolve() == cand.path.resolve():
+                return FileResult(source=src, status="failed", reason="output would replace the input")
+            owner = self.claimed.get(dst.resolve())
+            if owner is not None and owner != cand.path:
+                return FileResult(source=src, status="failed", reason=f"same output {dst} as {owner}; use --name")
+            if dst != planned and dst.exists() and not self.req.overwrite:
+                return FileResult(
+                    source=src, output=str(dst), status="skipped", reason="output exists (--overwrite replaces it)"
+                )
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with claim(dst) as mine:
+                if not mine:
+                    return FileResult(
+                        source=src,
+                        output=str(dst),
+                        status="skipped",
+                        reason="another defocus run is writing this output",
+                    )
+                self._sweep(dst, method.spec.maps, locked=True)
+                if dst.exists() and not self.req.overwrite:  # finished by another run meanwhile
+                    return FileResult(
+                        source=src, output=str(dst), status="skipped", reason="output exists (--overwrite replaces it)"
+                    )
+                result = deblur_file(
+                    cand.path, dst, method, opts, fmt=fmt, bit_depth=depth, photo=photo, progress=on_tile
+                )
+            result.source = src
+            if self.stdout:
+                _to_stdout(dst)
+                result.output = "-"
+            return result
+        except DiskFullError as err:
+            self.disk_full = True
+            return FileResult(source=src, status="failed", reason=one_line(err))
+        except DefocusError as err:
+            return FileResult(source=src, status="failed", reason=one_line(err))
+        except MemoryError:
+            return FileResult(source=src, status="failed", reason="out of memory; try a smaller --tile")
+        except OSError as err:
+            return FileResult(source=src, status="failed", reason=f"cannot write: {err.strerror or err}")
+
+    def _sweep(self, dst: Path, maps: tuple[str, ...], *, locked: bool) -> None:
+        """Remove what a killed run left of this output and of its maps. Leftovers are only stale while we hold
+        the output's lock (another run may be writing them); for an output we skip, the lock is taken here,
+        and only when there is something to remove (one folder listing per folder, not one per photo)."""
+        folder = dst.parent
+        if folder not in self.temps:
+            self.temps[folder] = stale_temps(folder)
+        names = [dst.name] + [f"{dst.stem}_{m}{ext}" for m in maps for ext in (".tif", ".png")]
+        leftovers = [tmp for name in names for tmp in self.temps[folder].pop(name, [])]
+        if not leftovers:
+            return
+        with ExitStack() as stack:
+            if not locked and not stack.enter_context(claim(dst)):
+                return
+            for tmp in leftovers:
+                tmp.unlink(missing_ok=True)
+
+    def _report(self, results: list[FileResult]) -> None:
+        """Failures always (one line each, also under -q); skips with --verbose; the summary unless -q."""
+        for r in results:
+            if r.status == "failed":
+                self.console.print(f"[red]failed[/] {escape(r.source)}: {escape(r.reason or '')}", soft_wrap=True)
+            elif r.status == "skipped" and self.req.verbose:
+                self.console.print(f"[yellow]skipped[/] {escape(r.source)}: {escape(r.reason or '')}", soft_wrap=True)
+        if not self.req.quiet:
+            ok = sum(r.status == "ok" for r in results)
+            skipped = sum(r.status == "skipped" for r in results)
+            failed = sum(r.status == "failed" for r in results)
+            hint = " (--verbose lists why)" if skipped and not self.req.verbose else ""
+            self.console.print(f"{ok} deblurred, {skipped} skipped{hint}, {failed} failed")
+
+    def exit_code(self, results: list[FileResult]) -> int:
+        if self.disk_full:
+            return DiskFullError.exit_code
+        return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def _missing_reason(arg: str) -> str:
+    """Why an input matched nothing; ``-r true`` gets a hint, since flags take no value."""
+    if arg.lower() in {"true", "false", "yes", "no", "on", "off"}:
+        return f"no such file or matching photo (flags take no value: write -r, not -r {arg})"
+    return "no such file or matching photo"
+
+
+def _to_stdout(path: Path) -> None:
+    """The finished, verified result as the only bytes on standard output."""
+    with open(path, "rb") as fh:
+        shutil.copyfileobj(fh, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+
+
+def _options(req: BatchRequest, console: Console) -> tuple[DeblurOptions, dict[str, object]]:
+    """Device, precision and tiling; a method that runs in fp32 only ignores --precision with a note."""
+    from deblurcli.engine.device import auto_tile, pick_device, pick_dtype, set_cpu_threads
+    from deblurcli.methods.registry import get_method
+    from deblurcli.pipeline import DeblurOptions
 
     spec = get_method(req.method)
     set_cpu_threads(req.threads)
     device = pick_device(req.device)
-    dtype = pick_dtype(req.precision, device, supports_half=spec.supports_half)
+    precision = req.precision
+    if precision != "fp32" and not spec.supports_half:
+        if not req.quiet:
+            console.print(f"note: {req.method} runs in fp32 only; --precision {precision} ignored")
+        precision = "fp32"
+    dtype = pick_dtype(precision, device, supports_half=spec.supports_half)
     tile: int | None = None
     if req.tile == "auto":
-        tile = auto_tile(
-            bytes_per_pixel=spec.bytes_per_pixel, dtype=dtype, device=device, multiple_of=spec.multiple_of
-        )
+        tile = auto_tile(bytes_per_pixel=spec.bytes_per_pixel, dtype=dtype, device=device, multiple_of=spec.multiple_of)
     elif req.tile is not None:
         tile = int(req.tile)
     opts = DeblurOptions(
@@ -94,68 +364,30 @@ def run_batch(req: BatchRequest, console: Console) -> tuple[list[FileResult], in
         maps=req.maps,
         max_pixels=req.max_pixels,
     )
+    return opts, {"device": device, "dtype": dtype}
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=req.quiet,
-        transient=False,
-    ) as progress:
-        files_task = progress.add_task("photos", total=len(found.photos))
-        tiles_task = progress.add_task("tiles", total=None, visible=False)
 
-        def on_download(done: int, total: int | None) -> None:
-            progress.update(tiles_task, description="weights", completed=done, total=total, visible=True)
+def _load(req: BatchRequest, args: dict[str, object], on_download: object) -> LoadedMethod:
+    """Load the method; a ``--weights`` file that is not a checkpoint is one line naming the file, never a
+    traceback from whichever reader tried it."""
+    from deblurcli.methods.loader import load_method
 
-        method = load_method(
+    try:
+        return load_method(
             req.method,
-            device=device,
-            dtype=dtype,
+            device=args["device"],  # type: ignore[arg-type]
+            dtype=args["dtype"],  # type: ignore[arg-type]
             weights=req.weights,
             offline=req.offline,
             cache_dir=req.cache_dir,
             random_weights_for_testing=req.random_weights_for_testing,
-            download_progress=on_download,
+            download_progress=on_download,  # type: ignore[arg-type]
         )
-
-        def on_tile(done: int, total: int) -> None:
-            progress.update(tiles_task, description="tiles", completed=done, total=total, visible=True)
-
-        for src in found.photos:
-            progress.update(files_task, description=f"[bold]{src.name}")
-            results.append(_one(src, req, method, opts, on_tile))
-            progress.advance(files_task)
-        progress.update(files_task, description="photos")
-
-    for r in results:
-        if r.status == "failed" and not req.quiet:
-            console.print(f"[red]failed[/] {r.source}: {r.reason}", soft_wrap=True)
-    if not req.quiet:
-        ok = sum(r.status == "ok" for r in results)
-        skipped = sum(r.status == "skipped" for r in results)
-        failed = sum(r.status == "failed" for r in results)
-        console.print(f"{ok} deblurred, {skipped} skipped, {failed} failed")
-    code = 1 if any(r.status == "failed" for r in results) else 0
-    return results, code
-
-
-def _one(
-    src: Path, req: BatchRequest, method: LoadedMethod, opts: DeblurOptions, on_tile: TileProgress
-) -> FileResult:
-    """One photo; every user-facing error becomes a failed result with a one-line reason."""
-    try:
-        photo = decode(src, max_pixels=opts.max_pixels)
-        fmt, depth = resolve_format(photo, opts)
-        dst = output_path(src, req.output_dir, fmt)
-        if dst.resolve() == src.resolve():
-            return FileResult(source=str(src), status="failed", reason="output would replace the input")
-        if dst.exists() and not req.overwrite:
-            return FileResult(source=str(src), output=str(dst), status="skipped", reason="output exists")
-        return deblur_file(src, dst, method, opts, fmt=fmt, bit_depth=depth, photo=photo, progress=on_tile)
-    except DefocusError as err:
-        return FileResult(source=str(src), status="failed", reason=str(err))
-    except MemoryError:
-        return FileResult(source=str(src), status="failed", reason="out of memory; try a smaller --tile")
+    except (DefocusError, KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as err:
+        if req.weights is None:
+            raise
+        raise WeightsError(
+            f"--weights {req.weights}: not a {req.method} checkpoint we can read ({one_line(err)})"
+        ) from None

@@ -40,11 +40,16 @@ def train(
     data: Annotated[
         str, typer.Option(help="Training data: dpdd:DIR, synth:DIR, lfdof:DIR, ded:DIR, paired:IN,GT.")
     ],
-    out: Annotated[Path, typer.Option(help="Run folder: logs, training state, exported weights.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--output-dir", "-o", "--out", metavar="DIR", help="Run folder: logs, training state, exported weights."
+        ),
+    ],
     iters: Annotated[
         int | None, typer.Option(min=1, help="Iterations (default: the recipe's; the schedule scales).")
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out exactly where it stopped.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run in -o exactly where it stopped.")] = False,
     stage: Annotated[
         int, typer.Option(min=1, help="Stage of a multi-stage recipe (drbnet: 2, dmsft: 3).")
     ] = 1,
