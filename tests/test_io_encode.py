@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyexiv2
 import pytest
 import tifffile
 from PIL import Image, ImageCms
@@ -88,7 +88,7 @@ def test_jpeg_round_trip_and_16_bit_refused(tmp_path: Path, rgb8: np.ndarray) ->
     with pytest.raises(UsageError):
         encode(photo, tmp_path / "y.jpg", fmt="jpeg", bit_depth=16)
     with pytest.raises(UsageError):
-        encode(photo, tmp_path / "y.webp", fmt="webp", bit_depth=8)
+        encode(photo, tmp_path / "y.gif", fmt="gif", bit_depth=8)
     assert not (tmp_path / "y.jpg").exists()
 
 
@@ -123,22 +123,25 @@ def test_tiff_keeps_icc_and_exif_tags(tmp_path: Path, rgb8: np.ndarray, exif: by
         assert page.compression == 8  # Adobe deflate
 
 
-@pytest.mark.parametrize("fmt", ["jpeg", "png", "tiff"])
-def test_provenance_readable(tmp_path: Path, rgb8: np.ndarray, exif: bytes, fmt: str) -> None:
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "tiff", "webp", "avif", "heif"])
+def test_provenance_in_xmp_and_description_kept(tmp_path: Path, rgb8: np.ndarray, exif: bytes, fmt: str) -> None:
+    """exiv2 (an independent reader) finds the provenance in XMP, the user's EXIF untouched beside it."""
+    blob = Image.Exif()
+    blob.load(exif)
+    blob[0x010E] = "Sunset over the harbour"  # the user's own description
     out = tmp_path / f"x{EXTENSIONS[fmt]}"
-    encode(_photo(rgb8 / 255.0, exif=exif), out, fmt=fmt, bit_depth=8, provenance=PROVENANCE)
-    if fmt == "tiff":
-        with tifffile.TiffFile(out) as tif:
-            description, software = tif.pages.first.description, tif.pages.first.software
-    elif fmt == "png":
-        with Image.open(out) as im:
-            description, software = im.text["Description"], im.text["Software"]
-    else:
-        with Image.open(out) as im:
-            description, software = im.getexif()[0x010E], im.getexif()[0x0131]
-            assert im.getexif()[0x010F] == "Canon"  # the rest of the EXIF is still there
-    assert json.loads(description) == PROVENANCE
-    assert software.startswith("defocus ")
+    encode(_photo(rgb8 / 255.0, exif=blob.tobytes()), out, fmt=fmt, bit_depth=8, provenance=PROVENANCE)
+    image = pyexiv2.Image(str(out))
+    try:
+        xmp, tags = image.read_xmp(), image.read_exif()
+    finally:
+        image.close()
+    assert xmp["Xmp.defocus.method"] == "ifan" and xmp["Xmp.defocus.weights"] == "sha256:abc"
+    assert xmp["Xmp.defocus.source"] == "in.png" and "Xmp.defocus.date" in xmp
+    assert xmp["Xmp.xmpMM.History[1]/stEvt:softwareAgent"].startswith("defocus ")
+    assert tags["Exif.Image.ImageDescription"] == "Sunset over the harbour"
+    assert tags["Exif.Image.Make"] == "Canon" and tags["Exif.Photo.ISOSpeedRatings"] == "400"
+    assert tags["Exif.Image.Software"].startswith("defocus ")
 
 
 def test_orientation_written_back_as_one(tmp_path: Path, rgb8: np.ndarray) -> None:
@@ -168,7 +171,11 @@ def test_default_format() -> None:
     assert default_format(_photo(pixels, kind="png", bit_depth=16)) == ("png", 16)
     assert default_format(_photo(pixels, kind="png", bit_depth=8)) == ("png", 8)
     assert default_format(_photo(pixels, kind="tiff", bit_depth=32)) == ("tiff", 32)
-    assert EXTENSIONS == {"jpeg": ".jpg", "png": ".png", "tiff": ".tif"}
+    assert default_format(_photo(pixels, kind="heif")) == ("heif", 8)
+    assert default_format(_photo(pixels, kind="webp")) == ("webp", 8)
+    assert default_format(_photo(pixels, kind="avif")) == ("avif", 8)
+    assert default_format(_photo(pixels, kind="raw", bit_depth=16)) == ("tiff", 16)
+    assert EXTENSIONS["heif"] == ".heic" and EXTENSIONS["tiff"] == ".tif"
 
 
 def test_srgb_curve_is_exact_and_inverse() -> None:

@@ -1,20 +1,25 @@
-"""Read any supported photo into a ``Photo``: JPEG/PNG via Pillow, TIFF via tifffile, RAW via LibRaw.
+"""Read any supported photo into a ``Photo``: JPEG/PNG/WebP/AVIF via Pillow, HEIF via pillow-heif, 16-bit PNG
+via imagecodecs, TIFF via tifffile, RAW via LibRaw; XMP and IPTC via exiv2 once the pixels are in.
 
 The format is told by the file's first bytes, not its name, because renamed files are common; only RAW needs
-the extension too, since most RAW formats are TIFF containers. Sizes are checked from the header before any
-pixel is decoded, so a 2-gigapixel file fails fast instead of exhausting memory. Pillow's own
-decompression-bomb guard is switched off while we read, because ``max_pixels`` is the limit the user controls.
+the extension too, since most RAW formats are TIFF containers. Hostile files are refused before any pixel is
+allocated: sizes come from the header and must fit ``max_pixels``; a TIFF must also have sane tiles and
+strips that lie inside the file (a truncated TIFF would otherwise decode to silent zeros); a RAW's sensor
+area must be in proportion to its image. Pillow's own decompression-bomb guard is switched off while we
+read, because ``max_pixels`` is the limit the user controls.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import struct
 import threading
-import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -22,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from deblurcli.errors import PhotoError, PhotoTooLargeError, UnsupportedFormatError
 from deblurcli.io import metadata, png
 from deblurcli.io.photo import Kind, Photo
+from deblurcli.io.raw import decode_raw, exif_via_exiv2, plain
 
 RAW_EXTENSIONS = frozenset(
     {
@@ -57,49 +63,72 @@ RAW_EXTENSIONS = frozenset(
         ".x3f",
     }
 )
-SUPPORTED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff"}) | RAW_EXTENSIONS
+BMFF_EXTENSIONS = frozenset({".heic", ".heif", ".hif", ".avif"})
+SUPPORTED_EXTENSIONS = (
+    frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp"}) | BMFF_EXTENSIONS | RAW_EXTENSIONS
+)
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
 
 _OTHER_IMAGES = {b"GIF8": "GIF", b"BM": "BMP", b"\x00\x00\x00\x0cjP": "JPEG 2000", b"\xff\x0a": "JPEG XL"}
 _pillow_lock = threading.Lock()
 
 
 def decode(path: Path, *, max_pixels: int = 200_000_000) -> Photo:
-    """Decode ``path``; raise ``PhotoError`` (or a subclass) with a one-line reason if unreadable."""
+    """Decode ``path``; raise ``PhotoError`` (or a subclass) with a one-line reason if unreadable.
+
+    The pixels come first: metadata is read (by exiv2) only from a file that decoded, so a hostile file
+    meets one parser, not two.
+    """
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            head = fh.read(16)
+            head = fh.read(64)
+            mtime = os.fstat(fh.fileno()).st_mtime
     except IsADirectoryError:
         raise PhotoError("is a folder, not a photo") from None
     except OSError as err:
         raise PhotoError(f"cannot open: {err.strerror or err}") from None
     if not head:
         raise PhotoError("empty file")
+    photo = _decode_pixels(path, head, max_pixels)
+    xmp, iptc = metadata.read_xmp_iptc(path)
+    return replace(photo, xmp=xmp, iptc=iptc, mtime=mtime)
+
+
+def _decode_pixels(path: Path, head: bytes, max_pixels: int) -> Photo:
     kind = _sniff(head)
     ext = path.suffix.lower()
     if ext in RAW_EXTENSIONS and kind not in ("jpeg", "png"):
         return _decode_raw(path, head, max_pixels)
     if kind == "png":
         return _decode_png(path, max_pixels)
-    if kind == "jpeg":
-        return _decode_pillow(path, "jpeg", max_pixels)
     if kind == "tiff":
         return _decode_tiff(path, head, max_pixels)
+    if kind is not None:
+        return _decode_pillow(path, kind, max_pixels)
     for magic, name in _OTHER_IMAGES.items():
         if head.startswith(magic):
-            raise UnsupportedFormatError(f"{name} images are not supported (use JPEG, PNG, TIFF or RAW)")
-    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypavif", b"ftypmif1") or head[8:12] == b"WEBP":
-        raise UnsupportedFormatError("HEIF/AVIF/WebP images are not supported (use JPEG, PNG, TIFF or RAW)")
+            raise UnsupportedFormatError(f"{name} images are not supported (use JPEG, PNG, TIFF, HEIF, WebP or RAW)")
     raise PhotoError("not an image (unrecognised content)")
 
 
-def _sniff(head: bytes) -> str | None:
+def _sniff(head: bytes) -> Kind | None:
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head.startswith(png.SIGNATURE):
         return "png"
     if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
         return "tiff"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp":  # ISO BMFF: the major brand, else the compatible brands, name the codec
+        size = int.from_bytes(head[:4], "big")
+        brands = [head[8:12]] + [head[i : i + 4] for i in range(16, min(size, len(head)) - 3, 4)]
+        if any(b in _AVIF_BRANDS for b in brands):
+            return "avif"
+        if any(b in _HEIF_BRANDS for b in brands) or b"mif1" in brands:
+            return "heif"
     return None
 
 
@@ -110,9 +139,7 @@ def _too_large(width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+_one_line = plain
 
 
 def _scaled(array: np.ndarray) -> tuple[np.ndarray, int]:
@@ -137,9 +164,7 @@ def _photo(path: Path, array: np.ndarray, kind: Kind, **meta: object) -> Photo:
         pixels = pixels[:, :, :-1]
     elif pixels.shape[2] != 3 and pixels.shape[2] != 1:
         raise UnsupportedFormatError(f"{pixels.shape[2]} channels are not supported")
-    return Photo(
-        pixels=np.ascontiguousarray(pixels), alpha=alpha, bit_depth=depth, kind=kind, source=path, **meta
-    )
+    return Photo(pixels=np.ascontiguousarray(pixels), alpha=alpha, bit_depth=depth, kind=kind, source=path, **meta)
 
 
 @contextlib.contextmanager
@@ -154,22 +179,44 @@ def _no_bomb_guard() -> Iterator[None]:
 
 
 def _decode_pillow(path: Path, kind: Kind, max_pixels: int) -> Photo:
+    """JPEG, 8-bit PNG, WebP, AVIF (Pillow's own codecs) and HEIF (pillow-heif); the size is checked on open,
+    which reads only the header."""
     name = kind.upper()
+    if kind == "heif":
+        _register_heif()
     with _no_bomb_guard():
         try:
-            with Image.open(path) as im:
+            with Image.open(path, formats=_PILLOW_FORMATS.get(kind)) as im:
                 _too_large(im.width, im.height, max_pixels)
                 im.load()
                 exif, orientation = metadata.reset_orientation(im.getexif())
                 # a CMYK/Lab profile would mislabel the RGB we convert to, so it is dropped with the mode
                 icc = None if im.mode in ("CMYK", "LAB", "HSV") else im.info.get("icc_profile") or None
+                text = {k: v for k, v in getattr(im, "text", {}).items() if k not in png.NOT_TEXT} or None
                 array = np.asarray(_normalise_mode(im))
         except (PhotoError, MemoryError):
             raise
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
             raise PhotoError(f"corrupt or truncated {name}: {_one_line(err)}") from None
+        except RuntimeError as err:  # pillow-heif's libheif errors
+            raise PhotoError(f"corrupt or truncated {name}: {_one_line(err)}") from None
     array = metadata.orient(array, orientation)
-    return _photo(path, array, kind, transfer="srgb", exif=exif, icc=icc)
+    return _photo(path, array, kind, transfer="srgb", exif=exif, icc=icc, text=text if kind == "png" else None)
+
+
+_PILLOW_FORMATS: dict[str, list[str]] = {
+    "jpeg": ["JPEG"], "png": ["PNG"], "webp": ["WEBP"], "avif": ["AVIF"], "heif": ["HEIF"], "tiff": ["TIFF"]
+}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _register_heif() -> None:
+    """pillow-heif's opener, registered on first use so that importing the decoder stays cheap."""
+    try:
+        import pillow_heif
+    except ImportError:
+        raise UnsupportedFormatError("HEIF/HEIC needs the pillow-heif package (pip install pillow-heif)") from None
+    pillow_heif.register_heif_opener()
 
 
 def _normalise_mode(im: Image.Image) -> Image.Image:
@@ -192,8 +239,8 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
 
 
 # --- PNG ------------------------------------------------------------------------------------------
-# Pillow reduces 16-bit colour PNGs to 8 bits, so 16-bit PNGs are decoded by deblurcli.io.png; 8-bit ones
-# still go to Pillow.
+# Pillow reduces 16-bit colour PNGs to 8 bits, so 16-bit PNGs are decoded by imagecodecs (libpng) through
+# deblurcli.io.png; 8-bit ones go to Pillow.
 
 
 def _decode_png(path: Path, max_pixels: int) -> Photo:
@@ -205,12 +252,11 @@ def _decode_png(path: Path, max_pixels: int) -> Photo:
     array, chunks = png.read16(header, path.read_bytes())
     exif, orientation = None, 1
     if b"eXIf" in chunks:
-        exif, orientation = metadata.reset_orientation(metadata.load_exif(chunks[b"eXIf"][0]))
-    icc = None
-    if b"iCCP" in chunks:
-        with contextlib.suppress(zlib.error, ValueError):
-            icc = zlib.decompress(chunks[b"iCCP"][0].split(b"\0", 1)[1][1:]) or None
-    return _photo(path, metadata.orient(array, orientation), "png", transfer="srgb", exif=exif, icc=icc)
+        with contextlib.suppress(Exception):  # a broken EXIF block must not cost the user the photo
+            exif, orientation = metadata.reset_orientation(metadata.load_exif(chunks[b"eXIf"][0]))
+    icc, text = png.icc_profile(chunks), png.text_chunks(chunks) or None
+    array = metadata.orient(array, orientation)
+    return _photo(path, array, "png", transfer="srgb", exif=exif, icc=icc, text=text)
 
 
 # --- TIFF and RAW --------------------------------------------------------------------------------
@@ -225,7 +271,7 @@ def _decode_tiff(path: Path, head: bytes, max_pixels: int) -> Photo:
             page = tif.pages.first
             if page.photometric in (32803, 34892) or 50706 in page.tags:
                 return _decode_raw(path, head, max_pixels)
-            _too_large(page.imagewidth, page.imagelength, max_pixels)
+            _check_tiff_layout(page, path.stat().st_size, max_pixels)
             array = page.asarray()
             axes, photometric, extra = page.axes, int(page.photometric), tuple(page.extrasamples)
             colormap, orientation_tag = page.colormap, page.tags.get(274)
@@ -247,6 +293,32 @@ def _decode_tiff(path: Path, head: bytes, max_pixels: int) -> Photo:
         exif, orientation = None, int(orientation_tag.value) if orientation_tag is not None else 1
     array = metadata.orient(array, orientation if 1 <= orientation <= 8 else 1)
     return _photo(path, array, "tiff", transfer="srgb", exif=exif, icc=icc or None)
+
+
+def _check_tiff_layout(page: Any, file_size: int, max_pixels: int) -> None:
+    """Refuse, from the tags alone, a TIFF whose decoding would allocate far more than its pixels need.
+
+    Checked: the image size (``max_pixels``); samples per pixel and bits per sample (a photo has at most
+    five samples of at most 64 bits); a tile no larger than four times the image plus a megapixel (a
+    legitimate tile only pads the image to its tile grid); and every strip or tile inside the file (a truncated
+    TIFF would otherwise come out with silent zeros where its data ended).
+    """
+    width, height = int(page.imagewidth), int(page.imagelength)
+    _too_large(width, height, max_pixels)
+    samples, bits = int(page.samplesperpixel), int(page.bitspersample)
+    if not 1 <= samples <= 5 or not 1 <= bits <= 64 or int(page.imagedepth) != 1:
+        raise UnsupportedFormatError(
+            f"TIFF with {samples} samples of {bits} bits and depth {page.imagedepth} is not a photo"
+        )
+    if page.is_tiled:
+        tile = int(page.tilewidth) * int(page.tilelength) * max(1, int(page.tiledepth))
+        if tile > 4 * width * height + (1 << 20):
+            raise PhotoError(f"corrupt TIFF: {page.tilewidth}x{page.tilelength} tiles for a {width}x{height} image")
+    offsets, counts = page.dataoffsets, page.databytecounts
+    if any(o + c > file_size for o, c in zip(offsets, counts, strict=False) if c):
+        raise PhotoError("truncated TIFF: image data runs past the end of the file")
+    if counts and not any(counts) and int(page.compression) != 1:
+        raise PhotoError("corrupt TIFF: no image data")
 
 
 def _decode_tiff_with_pillow(path: Path, err: Exception, max_pixels: int) -> Photo:
@@ -300,27 +372,8 @@ def _tiff_samples(
 
 
 def _decode_raw(path: Path, head: bytes, max_pixels: int) -> Photo:
-    """Demosaic with the camera's white balance to 16-bit linear sRGB; LibRaw applies the orientation."""
-    import rawpy
-
-    raw = rawpy.RawPy()
-    try:
-        raw.open_file(str(path))
-        _too_large(raw.sizes.width, raw.sizes.height, max_pixels)
-        raw.unpack()
-        rgb = raw.postprocess(
-            gamma=(1, 1),
-            no_auto_bright=True,
-            output_bps=16,
-            use_camera_wb=True,
-            output_color=rawpy.ColorSpace.sRGB,
-        )
-    except (rawpy.LibRawFileUnsupportedError, rawpy.NotSupportedError) as err:
-        raise UnsupportedFormatError(f"RAW format not supported by LibRaw: {_one_line(err)}") from None
-    except rawpy.LibRawError as err:
-        raise PhotoError(f"corrupt or truncated RAW: {_one_line(err)}") from None
-    finally:
-        raw.close()
+    """Demosaic with the camera's white balance to 16-bit linear sRGB (see ``deblurcli.io.raw``)."""
+    rgb = decode_raw(path, max_pixels, _too_large)
     exif = None
     if _sniff(head) == "tiff":
         try:
@@ -328,4 +381,6 @@ def _decode_raw(path: Path, head: bytes, max_pixels: int) -> Photo:
                 exif, _ = metadata.exif_from_tiff(fh)
         except Exception:  # vendor IFDs are often odd; the photo matters more than its EXIF
             exif = None
+    else:
+        exif = exif_via_exiv2(path)
     return _photo(path, rgb, "raw", transfer="linear", exif=exif, icc=None)

@@ -1,19 +1,23 @@
-"""Write a result photo as JPEG, PNG or TIFF, keeping its EXIF and ICC and recording how it was made.
+"""Write a result photo as JPEG, PNG, TIFF, WebP, AVIF or HEIF with all of its metadata, atomically.
 
 Colour decision: every output is sRGB-encoded. A RAW result arrives linear (the pipeline returns the input's
 transfer), and a linear 16-bit TIFF looks far too dark in any viewer that does not read an ICC profile, so
-linear pixels are encoded with the exact sRGB curve here and no profile is embedded (untagged means sRGB to
-every viewer). Photos that came in sRGB keep their own ICC profile byte for byte.
+linear pixels are encoded with the exact sRGB curve here and tagged with an sRGB ICC profile. Photos that
+came in with a profile keep it byte for byte.
 
-Metadata kept: JPEG keeps the EXIF blob (APP1) and ICC; PNG the EXIF (eXIf) and ICC (iCCP); TIFF the ICC (tag
-34675), the IFD0 strings Make/Model/DateTime/Artist/HostComputer/Copyright and the complete Exif and GPS
-sub-IFDs. Provenance goes to ImageDescription + Software (JPEG EXIF, TIFF tags) or to iTXt "Description" and
-tEXt "Software" chunks (PNG), as compact JSON. Everything is written through ``atomic_output``.
+Metadata (see ``deblurcli.io.metadata``): the encoder writes pixels, ICC and EXIF itself where the format
+takes an EXIF blob (JPEG, PNG, WebP, AVIF, HEIF); exiv2 then adds XMP and IPTC to JPEG, PNG and TIFF (and
+EXIF to TIFF). WebP, AVIF and HEIF take XMP from their encoder, with IPTC mapped into it. Provenance is
+XMP, the ImageDescription stays the user's, and the result gets the input's modification time.
 """
 
 from __future__ import annotations
 
+import datetime
+import os
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +28,22 @@ from deblurcli.io import metadata, png
 from deblurcli.io.atomic import atomic_output
 from deblurcli.io.color import linear_to_srgb
 from deblurcli.io.photo import Photo
+from deblurcli.io.raw import plain
+from deblurcli.zoo.cache import sha256_file
 
-EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif"}
-_DEPTHS = {"jpeg": (8,), "png": (8, 16), "tiff": (8, 16, 32)}
+EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp", "avif": ".avif", "heif": ".heic"}
+_DEPTHS = {"jpeg": (8,), "png": (8, 16), "tiff": (8, 16, 32), "webp": (8,), "avif": (8,), "heif": (8,)}
+_EXIV2_WRITES = ("jpeg", "png", "tiff")  # formats exiv2 can write XMP/IPTC into; the others take XMP at encoding
 
 
 def default_format(photo: Photo) -> tuple[str, int]:
-    """The input's own family and depth; RAW becomes 16-bit TIFF, the only common format that holds it."""
-    if photo.kind == "jpeg":
-        return "jpeg", 8
+    """The input's own family and depth; RAW becomes 16-bit TIFF, the only common format that holds it.
+
+    WebP, AVIF and HEIF come back in their own (8-bit, lossy at ``--quality``) format: a phone's HEIC
+    stays a HEIC that the phone's gallery shows. Their decoders hand us 8 bits, so nothing is lost there.
+    """
+    if photo.kind in ("jpeg", "webp", "avif", "heif"):
+        return photo.kind, 8
     if photo.kind == "png":
         return "png", min(photo.bit_depth, 16)
     if photo.kind == "tiff":
@@ -48,30 +59,82 @@ def encode(
     bit_depth: int,
     quality: int = 95,
     provenance: Mapping[str, str] | None = None,
+    keep_mtime: bool = True,
 ) -> None:
-    """Write ``photo.pixels`` (same transfer as the decoded input) to ``path``; nothing is left on failure."""
+    """Write ``photo.pixels`` (same transfer as the decoded input) to ``path``; nothing is left on failure.
+
+    ``keep_mtime`` gives the result the source's modification time (as ``exiftool -P`` does), so that photo
+    libraries that sort by file date keep the result beside its original.
+    """
     if fmt not in _DEPTHS:
-        raise UsageError(f"unknown output format {fmt!r} (choose jpeg, png or tiff)")
+        raise UsageError(f"unknown output format {fmt!r} (choose {', '.join(_DEPTHS)})")
     if bit_depth not in _DEPTHS[fmt]:
         depths = "/".join(str(d) for d in _DEPTHS[fmt])
         raise UsageError(f"{fmt.upper()} output must be {depths}-bit, not {bit_depth}-bit")
     if not 1 <= quality <= 100:
         raise UsageError(f"JPEG quality must be 1..100, not {quality}")
     samples = quantise(photo, bit_depth, keep_alpha=fmt != "jpeg")
+    height, width = samples.shape[:2]
+    meta = _Meta(
+        exif=metadata.output_exif(photo.exif, width, height, stamp=provenance is not None),
+        icc=photo.icc or (metadata.srgb_icc() if photo.transfer == "linear" else None),
+        xmp=metadata.output_xmp(
+            photo.xmp,
+            photo.iptc,
+            width=width,
+            height=height,
+            provenance=_with_source(provenance, photo),
+            iptc_into_xmp=fmt not in _EXIV2_WRITES,
+        ),
+        text=dict(photo.text or {}),
+    )
     path = Path(path)
     try:
         with atomic_output(path) as tmp:
             if fmt == "jpeg":
-                _write_jpeg(tmp, samples, photo, quality, provenance)
+                _write_jpeg(tmp, samples, meta, quality)
             elif fmt == "png":
-                _write_png(tmp, samples, photo, provenance)
+                _write_png(tmp, samples, meta)
+            elif fmt == "tiff":
+                _write_tiff(tmp, samples, meta, has_alpha=photo.alpha is not None)
             else:
-                _write_tiff(tmp, samples, photo, provenance, has_alpha=photo.alpha is not None)
+                _write_bmff_or_webp(tmp, samples, meta, fmt, quality)
+            if fmt in _EXIV2_WRITES:
+                try:
+                    metadata.embed(tmp, exif=meta.exif if fmt == "tiff" else None, xmp=meta.xmp, iptc=photo.iptc)
+                except RuntimeError as err:  # exiv2's one exception type
+                    raise EncodeError(f"cannot write the metadata of {path.name}: {plain(err)}") from None
+            if keep_mtime and photo.mtime is not None:
+                os.utime(tmp, (time.time(), photo.mtime))
     except DefocusError:
         raise
     except (OSError, ValueError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else plain(err)
         raise EncodeError(f"cannot write {path.name}: {reason}") from None
+
+
+@dataclass(frozen=True)
+class _Meta:
+    """What every writer embeds, prepared once: EXIF blob, ICC profile, XMP packet, PNG text chunks."""
+
+    exif: bytes | None
+    icc: bytes | None
+    xmp: str | None
+    text: dict[str, str]
+
+
+def _with_source(provenance: Mapping[str, str] | None, photo: Photo) -> dict[str, str] | None:
+    """Provenance plus the input's name, sha256 and the date, so a result can be traced to its original."""
+    if provenance is None:
+        return None
+    record = dict(provenance)
+    record.setdefault("date", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    source = Path(photo.source)
+    if source.name and "source" not in record:
+        record["source"] = source.name
+        if source.is_file():
+            record["source_sha256"] = sha256_file(source)
+    return record
 
 
 def quantise(photo: Photo, bit_depth: int, *, keep_alpha: bool) -> np.ndarray:
@@ -87,32 +150,25 @@ def quantise(photo: Photo, bit_depth: int, *, keep_alpha: bool) -> np.ndarray:
     return np.round(np.clip(pixels, 0.0, 1.0) * np.float32(scale)).astype(dtype)
 
 
-def _write_jpeg(
-    tmp: Path, samples: np.ndarray, photo: Photo, quality: int, provenance: Mapping[str, str] | None
-) -> None:
+def _write_jpeg(tmp: Path, samples: np.ndarray, meta: _Meta, quality: int) -> None:
     """4:4:4 chroma: deblurring restores fine colour edges that 4:2:0 would blur again."""
     image = Image.fromarray(samples[:, :, 0] if samples.shape[2] == 1 else samples)
     options: dict[str, object] = {"quality": quality, "subsampling": 0}
-    exif = metadata.with_provenance(photo.exif, provenance)
-    if exif:
-        options["exif"] = exif
-    if photo.icc:
-        options["icc_profile"] = photo.icc
+    if meta.exif:
+        options["exif"] = meta.exif
+    if meta.icc:
+        options["icc_profile"] = meta.icc
     image.save(tmp, format="JPEG", **options)
 
 
-def _write_tiff(
-    tmp: Path, samples: np.ndarray, photo: Photo, provenance: Mapping[str, str] | None, *, has_alpha: bool
-) -> None:
+def _write_tiff(tmp: Path, samples: np.ndarray, meta: _Meta, *, has_alpha: bool) -> None:
+    """Pixels and ICC by tifffile; EXIF, XMP and IPTC follow through exiv2 (``metadata.embed``)."""
     import tifffile
 
     colour = samples.shape[2] - (1 if has_alpha else 0)
-    bigtiff = samples.nbytes > 2**31
-    subifds = {} if bigtiff else metadata.tiff_subifds(photo.exif)
-    extratags: list[tuple[int, int | str, int, object, bool]] = list(metadata.tiff_ascii_tags(photo.exif))
-    if photo.icc:
-        extratags.append((metadata.ICC_TAG, 7, len(photo.icc), photo.icc, True))
-    extratags += metadata.placeholder_tags(subifds)
+    extratags: list[tuple[int, int, int, bytes, bool]] = []
+    if meta.icc:
+        extratags.append((metadata.ICC_TAG, 7, len(meta.icc), meta.icc, True))
     tifffile.imwrite(
         tmp,
         samples if colour > 1 or has_alpha else samples[:, :, 0],
@@ -120,23 +176,34 @@ def _write_tiff(
         extrasamples=(2,) if has_alpha else None,
         compression="zlib",
         predictor=samples.dtype != np.float32,
-        description=metadata.provenance_json(provenance) if provenance is not None else None,
         software=metadata.SOFTWARE_NAME,
         extratags=extratags,
         metadata=None,
-        bigtiff=bigtiff,
+        bigtiff=samples.nbytes > 2**31,
     )
-    if subifds:
-        metadata.append_subifds(tmp, subifds)
 
 
-# --- PNG ------------------------------------------------------------------------------------------
-# Pillow cannot write 16-bit colour PNGs, so every PNG goes through deblurcli.io.png: one code path for all
-# depths.
+def _write_png(tmp: Path, samples: np.ndarray, meta: _Meta) -> None:
+    """The source's text chunks are kept; Software names the tool that wrote these pixels."""
+    text = {**meta.text, "Software": metadata.SOFTWARE_NAME}
+    tmp.write_bytes(png.png_bytes(samples, exif=meta.exif, icc=meta.icc, text=text))
 
 
-def _write_png(tmp: Path, samples: np.ndarray, photo: Photo, provenance: Mapping[str, str] | None) -> None:
-    text: dict[str, str] = {}
-    if provenance is not None:
-        text = {"Description": metadata.provenance_json(provenance), "Software": metadata.SOFTWARE_NAME}
-    tmp.write_bytes(png.png_bytes(samples, exif=photo.exif, icc=photo.icc, text=text))
+def _write_bmff_or_webp(tmp: Path, samples: np.ndarray, meta: _Meta, fmt: str, quality: int) -> None:
+    """WebP and AVIF by Pillow's own codecs, HEIF by pillow-heif; grey is stored as RGB, as phones do."""
+    if samples.shape[2] in (1, 2):
+        samples = np.concatenate([np.repeat(samples[:, :, :1], 3, axis=2), samples[:, :, 1:]], axis=2)
+    image = Image.fromarray(np.ascontiguousarray(samples))
+    options: dict[str, object] = {"quality": quality}
+    if meta.exif:
+        options["exif"] = meta.exif
+    if meta.icc:
+        options["icc_profile"] = meta.icc
+    if meta.xmp:
+        options["xmp"] = meta.xmp.encode("utf-8")
+    if fmt == "heif":
+        import pillow_heif
+
+        pillow_heif.from_pillow(image).save(tmp, **options)
+    else:
+        image.save(tmp, format=fmt.upper(), **options)

@@ -1,20 +1,34 @@
-"""EXIF, orientation and provenance: what survives a round trip through the pipeline, and in which form.
+"""EXIF, XMP, IPTC, orientation and provenance: what survives a round trip through the pipeline, and how.
 
-EXIF is carried as the blob ``PIL.Image.Exif.tobytes()`` writes, the form JPEG (APP1) and PNG (eXIf) embed
-directly. TIFF has no slot for such a blob, so it is split there: the descriptive IFD0 strings go into the
-main IFD and the Exif/GPS sub-IFDs are appended after the image and linked from IFD0 (``append_subifds``).
+EXIF is carried as the blob ``PIL.Image.Exif.tobytes()`` writes, the form JPEG (APP1), PNG (eXIf), WebP, AVIF
+and HEIF embed directly; Pillow also reads it from every input format. XMP (as the stored packet) and IPTC
+(as exiv2's records) are read and written with exiv2 through the ``pyexiv2`` wheel, a maintained library
+that needs no system package, so that nothing here patches TIFF directories or XMP text by hand:
+
+* TIFF gets its EXIF from exiv2 too (the blob is itself a TIFF structure, so exiv2 reads it as a carrier and
+  copies it in, sub-IFDs and all);
+* XMP is edited as an in-memory sidecar: the source packet is kept whole, stale fields (orientation, pixel
+  dimensions) are fixed where present, and provenance is added in our own namespace plus an
+  ``xmpMM:History`` event;
+* IPTC-IIM is written where the format has a place for it (JPEG, TIFF, PNG); WebP, AVIF and HEIF have none,
+  so there it goes into XMP by exiv2's standard IPTC-to-XMP mapping (IPTC Core).
+
+The user's own ImageDescription is never touched; Software names this tool because it wrote the pixels.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import functools
 import json
-import struct
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import Image, TiffImagePlugin
+from PIL import Image
 
 from deblurcli import __version__
 
@@ -24,14 +38,18 @@ SOFTWARE = 0x0131
 EXIF_IFD = 0x8769
 GPS_IFD = 0x8825
 INTEROP_IFD = 0xA005
+PIXEL_X, PIXEL_Y = 0xA002, 0xA003
 ICC_TAG = 34675
 SOFTWARE_NAME = f"defocus {__version__}"
+XMP_NAMESPACE = "urn:defocus:provenance:1.0/"  # a URN: no web address pretends to host a schema
+XMP_PREFIX = "defocus"
+_EMPTY_XMP = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"/>'
 
 # IFD0 tags of a TIFF that describe the shot rather than the pixel layout; everything else there (strips,
 # sample format, tifffile's own shape description, ...) belongs to the file and must not be copied.
-_TIFF_DESCRIPTIVE = (0x010F, 0x0110, ORIENTATION, 0x0132, 0x013B, 0x013C, 0x8298, EXIF_IFD, GPS_IFD)
-# The string tags of IFD0 that tifffile can write back as plain ASCII extratags.
-_ASCII_IFD0 = (0x010F, 0x0110, 0x0132, 0x013B, 0x013C, 0x8298)
+_TIFF_DESCRIPTIVE = (
+    0x010E, 0x010F, 0x0110, ORIENTATION, 0x0131, 0x0132, 0x013B, 0x013C, 0x8298, EXIF_IFD, GPS_IFD
+)  # fmt: skip
 
 
 def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -78,8 +96,8 @@ def exif_from_tiff(fp: BinaryIO) -> tuple[bytes | None, int]:
             sub = {k: v for k, v in source.get_ifd(tag).items() if k != INTEROP_IFD}
             if sub:
                 exif[tag] = sub
-        else:
-            exif[tag] = source[tag]
+        elif not (tag in (IMAGE_DESCRIPTION, 0x0131) and str(source[tag]).startswith(("{", "defocus"))):
+            exif[tag] = source[tag]  # (our own old JSON description and Software are not the user's)
     return reset_orientation(exif)
 
 
@@ -96,79 +114,164 @@ def provenance_json(provenance: Mapping[str, str]) -> str:
     return json.dumps(dict(provenance), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
-def with_provenance(blob: bytes | None, provenance: Mapping[str, str] | None) -> bytes | None:
-    """EXIF blob with ImageDescription (provenance JSON) and Software set, for JPEG output."""
-    if provenance is None:
-        return blob
+def output_exif(blob: bytes | None, width: int, height: int, *, stamp: bool) -> bytes | None:
+    """The EXIF to write: pixel dimensions made true where the source stated them, Software when ``stamp``.
+
+    Left byte for byte as it was when nothing needs changing.
+    """
     exif = load_exif(blob)
+    sub = exif.get_ifd(EXIF_IFD) if EXIF_IFD in exif else {}
+    stale = any(tag in sub and sub[tag] != value for tag, value in ((PIXEL_X, width), (PIXEL_Y, height)))
+    if not stale and not stamp:
+        return blob
     for tag in (EXIF_IFD, GPS_IFD):
         if tag in exif:
-            exif[tag] = exif.get_ifd(tag)
-    exif[IMAGE_DESCRIPTION] = provenance_json(provenance)
-    exif[SOFTWARE] = SOFTWARE_NAME
+            exif[tag] = exif.get_ifd(tag)  # materialise the sub-IFDs, or tobytes() would drop edits to them
+    if stale:
+        for tag, value in ((PIXEL_X, width), (PIXEL_Y, height)):
+            if tag in sub:
+                exif[EXIF_IFD][tag] = value
+    if stamp:
+        exif[SOFTWARE] = SOFTWARE_NAME
     return exif.tobytes()
 
 
-def tiff_ascii_tags(blob: bytes | None) -> list[tuple[int, str, int, str, bool]]:
-    """IFD0 strings of the EXIF blob (Make, Model, DateTime, Artist, ...) as tifffile extratags."""
-    exif = load_exif(blob)
-    tags = []
-    for tag in _ASCII_IFD0:
-        value = exif.get(tag)
-        if isinstance(value, str) and value:
-            tags.append((tag, "s", 0, value, True))
-    return tags
+@functools.lru_cache(maxsize=1)
+def srgb_icc() -> bytes:
+    """An sRGB ICC profile (littleCMS's, through Pillow) for outputs we encoded to sRGB ourselves (RAW)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
-def tiff_subifds(blob: bytes | None) -> dict[int, dict[int, object]]:
-    """The Exif and GPS sub-IFDs of the blob, ready for ``append_subifds``."""
-    exif = load_exif(blob)
-    subs = {}
-    for tag in (EXIF_IFD, GPS_IFD):
-        if tag in exif:
-            sub = {k: v for k, v in exif.get_ifd(tag).items() if k != INTEROP_IFD}
-            if sub:
-                subs[tag] = sub
-    return subs
+@functools.lru_cache(maxsize=1)
+def _exiv2() -> Any:
+    """pyexiv2, imported on first use (it loads libexiv2), with its log muted and our namespace registered."""
+    import pyexiv2
+
+    pyexiv2.set_log_level(4)  # exiv2 warns on stderr about odd maker notes; they are not the user's problem
+    pyexiv2.registerNs(XMP_NAMESPACE, XMP_PREFIX)
+    return pyexiv2
 
 
-# tifffile refuses to write the Exif/GPS pointer tags itself, so the encoder writes an unused neighbouring
-# code as a placeholder; one below the real code keeps IFD0's entries in ascending order after the rename.
-SUBIFD_PLACEHOLDERS = {EXIF_IFD: EXIF_IFD - 1, GPS_IFD: GPS_IFD - 1}
+def read_xmp_iptc(path: Path) -> tuple[str | None, dict[str, str | list[str]] | None]:
+    """The XMP packet and IPTC records of a file, or None for either; damaged metadata never costs the photo."""
+    try:
+        image = _exiv2().Image(str(path))
+    except Exception:  # exiv2 reports every problem as a RuntimeError
+        return None, None
+    try:
+        xmp = _try(image.read_raw_xmp) or None
+        iptc = _try(image.read_iptc) or None
+    finally:
+        image.close()
+    return xmp, iptc
 
 
-def placeholder_tags(subifds: Mapping[int, object]) -> list[tuple[int, int, int, int, bool]]:
-    """tifffile extratags (LONG, value 0) reserving IFD0 entries for ``append_subifds``."""
-    return [(SUBIFD_PLACEHOLDERS[tag], 4, 1, 0, True) for tag in subifds]
+def _try(read: Any) -> Any:
+    try:
+        return read()
+    except Exception:
+        return None
 
 
-def append_subifds(path: Path, subifds: Mapping[int, Mapping[int, object]]) -> None:
-    """Append each sub-IFD to a classic TIFF and turn its placeholder entry in IFD0 into a pointer to it.
+def output_xmp(
+    xmp: str | None,
+    iptc: Mapping[str, str | list[str]] | None,
+    *,
+    width: int,
+    height: int,
+    provenance: Mapping[str, str] | None,
+    iptc_into_xmp: bool,
+) -> str | None:
+    """The XMP packet to write: the source's, stale fields fixed, provenance added (None if there is none).
 
-    Pillow serialises each IFD with offsets relative to where it will land in the file.
+    Edited as an XMP sidecar held in memory by exiv2. A source packet exiv2 cannot parse is replaced, since
+    writing it unchanged would carry stale orientation and dimensions.
     """
-    import tifffile
+    if not xmp and provenance is None and not (iptc_into_xmp and iptc):
+        return None
+    pyexiv2 = _exiv2()
+    try:
+        sidecar = pyexiv2.ImageData((xmp or _EMPTY_XMP).strip().encode("utf-8"))
+        existing = sidecar.read_xmp()
+    except Exception:
+        sidecar = pyexiv2.ImageData(_EMPTY_XMP.encode("utf-8"))
+        existing = {}
+    changes: dict[str, object] = {}
+    for key, value in (("Xmp.tiff.Orientation", 1), ("Xmp.tiff.ImageWidth", width), ("Xmp.tiff.ImageLength", height),
+                       ("Xmp.exif.PixelXDimension", width), ("Xmp.exif.PixelYDimension", height)):  # fmt: skip
+        if key in existing:
+            changes[key] = str(value)
+    if iptc_into_xmp and iptc:
+        with contextlib.suppress(Exception):  # a failed conversion loses that copy of IPTC, never the photo
+            for key, value in pyexiv2.convert_iptc_to_xmp(dict(iptc)).items():
+                existing_value = existing.get(key)
+                if existing_value in (None, "", []):
+                    changes[key] = value
+    if provenance is not None:
+        changes.update(_provenance_xmp(provenance, existing))
+    if not changes and xmp:
+        return xmp
+    sidecar.modify_xmp(changes)  # one call: exiv2 repeats the packet header for every modification
+    return bytes(sidecar.get_bytes()).decode("utf-8")
 
-    with tifffile.TiffFile(path) as tif:
-        order = tif.byteorder
-        tags = tif.pages.first.tags
-        entries = {
-            tag: (tags[SUBIFD_PLACEHOLDERS[tag]].offset, tags[SUBIFD_PLACEHOLDERS[tag]].valueoffset)
-            for tag in subifds
-        }
-    prefix = b"II" if order == "<" else b"MM"
-    with open(path, "r+b") as fh:
-        for tag, values in subifds.items():
-            end = fh.seek(0, 2)
-            if end % 2:
-                fh.write(b"\0")
-                end += 1
-            ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=prefix)
-            for key, value in values.items():
-                ifd[key] = value
-            fh.write(ifd.tobytes(end))
-            entry, value_at = entries[tag]
-            fh.seek(entry)
-            fh.write(struct.pack(order + "HHI", tag, 4, 1))
-            fh.seek(value_at)
-            fh.write(struct.pack(order + "I", end))
+
+def _provenance_xmp(provenance: Mapping[str, str], existing: Mapping[str, object]) -> dict[str, object]:
+    """``defocus:*`` properties for every provenance entry, plus one ``xmpMM:History`` event appended."""
+    fields: dict[str, object] = {}
+    for key, value in provenance.items():
+        name = re.sub(r"[^A-Za-z0-9_]", "_", key)
+        if not name[:1].isalpha():
+            name = "x" + name
+        fields[f"Xmp.{XMP_PREFIX}.{name}"] = str(value)
+    when = provenance.get("date") or datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    events = {int(m.group(1)) for k in existing if (m := re.match(r"Xmp\.xmpMM\.History\[(\d+)\]", k))}
+    index = max(events, default=0) + 1
+    if not events:
+        fields["Xmp.xmpMM.History"] = 'type="Seq"'
+    event = f"Xmp.xmpMM.History[{index}]"
+    fields[event] = 'type="Struct"'
+    fields[f"{event}/stEvt:action"] = "derived"
+    fields[f"{event}/stEvt:when"] = when
+    fields[f"{event}/stEvt:softwareAgent"] = SOFTWARE_NAME
+    detail = f"deblurred with {provenance.get('method', 'defocus')}"
+    if provenance.get("source"):
+        detail += f" from {provenance['source']}"
+    fields[f"{event}/stEvt:parameters"] = detail
+    if "Xmp.xmp.CreatorTool" not in existing:
+        fields["Xmp.xmp.CreatorTool"] = SOFTWARE_NAME
+    return fields
+
+
+def embed(
+    path: Path,
+    *,
+    exif: bytes | None,
+    xmp: str | None,
+    iptc: Mapping[str, str | list[str]] | None,
+) -> None:
+    """Write EXIF (given only for TIFF), XMP and IPTC into an image file exiv2 can write (JPEG, PNG, TIFF).
+
+    Raises:
+        RuntimeError: exiv2 could not write; the encoder turns it into an ``EncodeError``.
+    """
+    if not (exif or xmp or iptc):
+        return
+    pyexiv2 = _exiv2()
+    image = pyexiv2.Image(str(path))
+    try:
+        if exif:
+            carrier = pyexiv2.ImageData(exif.removeprefix(b"Exif\x00\x00"))
+            try:
+                carrier.copy_to_another_image(
+                    image, exif=True, iptc=False, xmp=False, comment=False, icc=False, thumbnail=False
+                )
+            finally:
+                carrier.close()
+        if iptc:
+            image.modify_iptc(dict(iptc))
+        if xmp:
+            image.modify_raw_xmp(xmp)
+    finally:
+        image.close()

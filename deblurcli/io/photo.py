@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 Transfer = Literal["srgb", "linear"]
-Kind = Literal["jpeg", "png", "tiff", "raw"]
+Kind = Literal["jpeg", "png", "tiff", "raw", "webp", "avif", "heif"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,11 @@ class Photo:
     scaled to [0, 1] by their dtype's range, float TIFFs are kept as stored. ``alpha`` is kept aside (H, W) in
     [0, 1] because no model is trained on it. ``exif`` is the blob as ``PIL.Image.Exif.tobytes()`` writes it
     (with its ``Exif\\0\\0`` prefix) and Orientation reset to 1, since the pixels are already upright.
+
+    The remaining fields default to "nothing" so that code building a Photo from pixels alone keeps working:
+    ``xmp`` is the source's XMP packet as stored, ``iptc`` its IPTC-IIM records as exiv2 names them,
+    ``text`` the PNG text chunks other than XMP and raw profiles, and ``mtime`` the source file's
+    modification time, which the encoder gives the result so that photo libraries sort it with its original.
     """
 
     pixels: np.ndarray
@@ -34,3 +39,7 @@ class Photo:
     exif: bytes | None
     icc: bytes | None
     source: Path
+    xmp: str | None = None
+    iptc: dict[str, str | list[str]] | None = None
+    text: dict[str, str] | None = None
+    mtime: float | None = None
