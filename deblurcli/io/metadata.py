@@ -43,7 +43,6 @@ ICC_TAG = 34675
 SOFTWARE_NAME = f"defocus {__version__}"
 XMP_NAMESPACE = "urn:defocus:provenance:1.0/"  # a URN: no web address pretends to host a schema
 XMP_PREFIX = "defocus"
-_EMPTY_XMP = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"/>'
 
 # IFD0 tags of a TIFF that describe the shot rather than the pixel layout; everything else there (strips,
 # sample format, tifffile's own shape description, ...) belongs to the file and must not be copied.
@@ -145,7 +144,7 @@ def srgb_icc() -> bytes:
 
 
 @functools.lru_cache(maxsize=1)
-def _exiv2() -> Any:
+def exiv2() -> Any:
     """pyexiv2, imported on first use (it loads libexiv2), with its log muted and our namespace registered."""
     import pyexiv2
 
@@ -157,7 +156,7 @@ def _exiv2() -> Any:
 def read_xmp_iptc(path: Path) -> tuple[str | None, dict[str, str | list[str]] | None]:
     """The XMP packet and IPTC records of a file, or None for either; damaged metadata never costs the photo."""
     try:
-        image = _exiv2().Image(str(path))
+        image = exiv2().Image(str(path))
     except Exception:  # exiv2 reports every problem as a RuntimeError
         return None, None
     try:
@@ -186,35 +185,53 @@ def output_xmp(
 ) -> str | None:
     """The XMP packet to write: the source's, stale fields fixed, provenance added (None if there is none).
 
-    Edited as an XMP sidecar held in memory by exiv2. A source packet exiv2 cannot parse is replaced, since
-    writing it unchanged would carry stale orientation and dimensions.
+    Edited by exiv2 inside a one-pixel JPEG held in memory (its XMP sidecar mode does not update existing
+    properties). A source packet exiv2 cannot parse is replaced, since writing it unchanged would carry
+    stale orientation and dimensions.
     """
     if not xmp and provenance is None and not (iptc_into_xmp and iptc):
         return None
-    pyexiv2 = _exiv2()
+    pyexiv2 = exiv2()
+    carrier = carrier_jpeg()
+    if xmp:
+        with contextlib.suppress(Exception):
+            first = pyexiv2.ImageData(carrier)
+            try:
+                first.modify_raw_xmp(xmp)
+                carrier = bytes(first.get_bytes())
+            finally:
+                first.close()
+    image = pyexiv2.ImageData(carrier)
     try:
-        sidecar = pyexiv2.ImageData((xmp or _EMPTY_XMP).strip().encode("utf-8"))
-        existing = sidecar.read_xmp()
-    except Exception:
-        sidecar = pyexiv2.ImageData(_EMPTY_XMP.encode("utf-8"))
-        existing = {}
-    changes: dict[str, object] = {}
-    for key, value in (("Xmp.tiff.Orientation", 1), ("Xmp.tiff.ImageWidth", width), ("Xmp.tiff.ImageLength", height),
-                       ("Xmp.exif.PixelXDimension", width), ("Xmp.exif.PixelYDimension", height)):  # fmt: skip
-        if key in existing:
-            changes[key] = str(value)
-    if iptc_into_xmp and iptc:
-        with contextlib.suppress(Exception):  # a failed conversion loses that copy of IPTC, never the photo
-            for key, value in pyexiv2.convert_iptc_to_xmp(dict(iptc)).items():
-                existing_value = existing.get(key)
-                if existing_value in (None, "", []):
-                    changes[key] = value
-    if provenance is not None:
-        changes.update(_provenance_xmp(provenance, existing))
-    if not changes and xmp:
-        return xmp
-    sidecar.modify_xmp(changes)  # one call: exiv2 repeats the packet header for every modification
-    return bytes(sidecar.get_bytes()).decode("utf-8")
+        existing = _try(image.read_xmp) or {}
+        changes: dict[str, object] = {}
+        for key, value in (("Xmp.tiff.Orientation", 1), ("Xmp.tiff.ImageWidth", width),
+                           ("Xmp.tiff.ImageLength", height), ("Xmp.exif.PixelXDimension", width),
+                           ("Xmp.exif.PixelYDimension", height)):  # fmt: skip
+            if key in existing:
+                changes[key] = str(value)
+        if iptc_into_xmp and iptc:
+            with contextlib.suppress(Exception):  # a failed conversion loses that copy of IPTC, never the photo
+                for key, value in pyexiv2.convert_iptc_to_xmp(dict(iptc)).items():
+                    if existing.get(key) in (None, "", []):
+                        changes[key] = value
+        if provenance is not None:
+            changes.update(_provenance_xmp(provenance, existing))
+        if changes:
+            image.modify_xmp(changes)
+        return image.read_raw_xmp() or None
+    finally:
+        image.close()
+
+
+@functools.lru_cache(maxsize=1)
+def carrier_jpeg() -> bytes:
+    """A one-pixel JPEG: the smallest file in which exiv2 edits metadata in memory."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="JPEG")
+    return buffer.getvalue()
 
 
 def _provenance_xmp(provenance: Mapping[str, str], existing: Mapping[str, object]) -> dict[str, object]:
@@ -258,7 +275,7 @@ def embed(
     """
     if not (exif or xmp or iptc):
         return
-    pyexiv2 = _exiv2()
+    pyexiv2 = exiv2()
     image = pyexiv2.Image(str(path))
     try:
         if exif:

@@ -100,12 +100,10 @@ def exif_via_exiv2(path: Path) -> bytes | None:
 
     from deblurcli.io import metadata
 
-    pyexiv2 = metadata._exiv2()
-    carrier_jpeg = io.BytesIO()
-    Image.new("L", (1, 1)).save(carrier_jpeg, format="JPEG")
+    pyexiv2 = metadata.exiv2()
     try:
         source = pyexiv2.Image(str(path))
-        carrier = pyexiv2.ImageData(carrier_jpeg.getvalue())
+        carrier = pyexiv2.ImageData(metadata.carrier_jpeg())
         try:
             source.copy_to_another_image(
                 carrier, exif=True, iptc=False, xmp=False, comment=False, icc=False, thumbnail=False
