@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import struct
 import threading
@@ -263,8 +264,14 @@ def _decode_png(path: Path, max_pixels: int) -> Photo:
 
 
 def _decode_tiff(path: Path, head: bytes, max_pixels: int) -> Photo:
-    """First page only; a TIFF holding a CFA mosaic or a DNG tag is handed to LibRaw whatever its name."""
+    """First page only; a TIFF holding a CFA mosaic or a DNG tag is handed to LibRaw whatever its name.
+
+    tifffile logs what it repairs in damaged files; without a handler of the application's, Python would
+    print that on stderr, so a null handler keeps it off the terminal (our one-line reason says enough).
+    """
     import tifffile
+
+    _quiet_logger("tifffile")
 
     try:
         with tifffile.TiffFile(path) as tif:
@@ -293,6 +300,11 @@ def _decode_tiff(path: Path, head: bytes, max_pixels: int) -> Photo:
         exif, orientation = None, int(orientation_tag.value) if orientation_tag is not None else 1
     array = metadata.orient(array, orientation if 1 <= orientation <= 8 else 1)
     return _photo(path, array, "tiff", transfer="srgb", exif=exif, icc=icc or None)
+
+
+@functools.cache
+def _quiet_logger(name: str) -> None:
+    logging.getLogger(name).addHandler(logging.NullHandler())
 
 
 def _check_tiff_layout(page: Any, file_size: int, max_pixels: int) -> None:
