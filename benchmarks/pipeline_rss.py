@@ -4,7 +4,13 @@ Each run is a fresh process, measured by the kernel (``os.wait4`` rusage), so th
 decoding, the tiled run and encoding. Photos are JPEGs made by upscaling a Debian wallpaper (any sharp photo
 works). A network without downloaded weights runs with random weights: memory does not depend on their values.
 
+``--stub`` replaces the method's tile function by a copy of its input (plus one full-size map per map the
+method declares), so decoding, tiling buffers, blending and encoding are measured at full size in minutes
+instead of hours on a busy CPU; the method's own per-tile working set (independent of the photo size) is the
+difference between a real and a stubbed run at one size.
+
     python benchmarks/pipeline_rss.py --mp 24 61 --methods classic kpac
+    python benchmarks/pipeline_rss.py --mp 24 61 100 200 --methods classic kpac --stub
 """
 
 from __future__ import annotations
@@ -39,9 +45,19 @@ def make_photo(path: Path, megapixels: int) -> None:
     Image.fromarray(noisy).save(path, quality=92)
 
 
-def measure(photo: Path, method: str, out: Path) -> tuple[float, float, int]:
+_STUB = """
+import deblurcli.methods.loader as loader
+def tile_fn(self):
+    names = list(self.spec.map_units)
+    return lambda t: {"image": t.clone(), **{n: t[:, :1].clone() for n in names}}
+loader.LoadedMethod.tile_fn = tile_fn
+"""
+
+
+def measure(photo: Path, method: str, out: Path, *, stub: bool) -> tuple[float, float, int]:
     """Peak RSS (GiB), wall seconds and exit code of one CLI run."""
-    cmd = [sys.executable, "-c", "from deblurcli.cli import main; main()", "deblur", str(photo), "-o", str(out)]
+    code = (_STUB if stub else "") + "from deblurcli.cli import main; main()"
+    cmd = [sys.executable, "-c", code, "deblur", str(photo), "-o", str(out)]
     cmd += ["--method", method, "--overwrite", "-q", "--max-megapixels", "1000"]
     if method != "classic":
         cmd.append("--random-weights-for-testing")
@@ -55,6 +71,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mp", type=int, nargs="+", default=[24, 61, 100, 200])
     ap.add_argument("--methods", nargs="+", default=["classic", "kpac"])
+    ap.add_argument("--stub", action="store_true", help="identity tiles: full-size memory without the compute")
     args = ap.parse_args()
     print("| MP | method | peak RSS (GiB) | seconds | exit |\n|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,8 +79,9 @@ def main() -> None:
             photo = Path(tmp) / f"photo_{mp}mp.jpg"
             make_photo(photo, mp)
             for method in args.methods:
-                rss, seconds, code = measure(photo, method, Path(tmp) / "out")
-                print(f"| {mp} | {method} | {rss:.2f} | {seconds:.0f} | {code} |", flush=True)
+                rss, seconds, code = measure(photo, method, Path(tmp) / "out", stub=args.stub)
+                label = f"{method} (stub)" if args.stub else method
+                print(f"| {mp} | {label} | {rss:.2f} | {seconds:.0f} | {code} |", flush=True)
 
 
 if __name__ == "__main__":
