@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -182,3 +183,13 @@ def stale_temps(folder: Path) -> dict[str, list[Path]]:
         if name is not None:
             temps.setdefault(name, []).append(Path(entry.path))
     return temps
+
+
+def keep_mtime(path: Path, mtime: float | None) -> None:
+    """Give ``path`` the modification time ``mtime`` (a source photo's), as ``exiftool -P`` does; None: leave it.
+
+    Photo libraries and file browsers sort by this date, so a result keeps its place beside its original.
+    The access time becomes now, which is what it is.
+    """
+    if mtime is not None:
+        os.utime(path, (time.time(), mtime))

@@ -14,8 +14,6 @@ XMP, the ImageDescription stays the user's, and the result gets the input's modi
 from __future__ import annotations
 
 import datetime
-import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from PIL import Image
 from deblurcli.errors import DefocusError, EncodeError, UsageError
 from deblurcli.io import metadata, png
 from deblurcli.io.atomic import atomic_output
+from deblurcli.io.atomic import keep_mtime as keep_mtime_of
 from deblurcli.io.color import linear_to_srgb
 from deblurcli.io.photo import Photo
 from deblurcli.io.raw import plain
@@ -104,8 +103,8 @@ def encode(
                     metadata.embed(tmp, exif=meta.exif if fmt == "tiff" else None, xmp=meta.xmp, iptc=photo.iptc)
                 except RuntimeError as err:  # exiv2's one exception type
                     raise EncodeError(f"cannot write the metadata of {path.name}: {plain(err)}") from None
-            if keep_mtime and photo.mtime is not None:
-                os.utime(tmp, (time.time(), photo.mtime))
+            if keep_mtime:
+                keep_mtime_of(tmp, photo.mtime)
     except DefocusError:
         raise
     except (OSError, ValueError) as err:
