@@ -137,16 +137,34 @@ def _with_source(provenance: Mapping[str, str] | None, photo: Photo) -> dict[str
 
 
 def quantise(photo: Photo, bit_depth: int, *, keep_alpha: bool) -> np.ndarray:
-    """(H, W, C[+1]) samples: sRGB-encoded, clipped to [0, 1] and rounded for integer depths."""
-    pixels = photo.pixels
-    if photo.transfer == "linear":
-        pixels = linear_to_srgb(np.clip(pixels, 0.0, 1.0))
-    if keep_alpha and photo.alpha is not None:
-        pixels = np.concatenate([pixels, photo.alpha[:, :, None].astype(np.float32)], axis=2)
+    """(H, W, C[+1]) samples: sRGB-encoded, clipped to [0, 1] and rounded for integer depths.
+
+    Integer outputs are converted in bands of rows straight into the output array, so a 200 MP photo
+    needs its 8/16-bit result plus a few megabytes here, not three more float copies of itself.
+    """
+    alpha = photo.alpha if keep_alpha else None
+    height, width, colour = photo.pixels.shape
+    channels = colour + (alpha is not None)
+    if bit_depth == 32 and alpha is None and photo.transfer == "srgb":
+        return np.ascontiguousarray(photo.pixels, dtype=np.float32)  # already what is written: no copy
     if bit_depth == 32:
-        return np.ascontiguousarray(pixels, dtype=np.float32)
-    scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
-    return np.round(np.clip(pixels, 0.0, 1.0) * np.float32(scale)).astype(dtype)
+        out = np.empty((height, width, channels), np.float32)
+        scale, dtype = None, np.float32
+    else:
+        scale, dtype = (np.float32(255.0), np.uint8) if bit_depth == 8 else (np.float32(65535.0), np.uint16)
+        out = np.empty((height, width, channels), dtype)
+    step = max(1, (1 << 20) // max(1, width))  # about a megapixel per band
+    for y in range(0, height, step):
+        band = photo.pixels[y : y + step]
+        if photo.transfer == "linear":
+            band = linear_to_srgb(np.clip(band, 0.0, 1.0))
+        if alpha is not None:
+            band = np.concatenate([band, alpha[y : y + step, :, None].astype(np.float32)], axis=2)
+        if scale is None:
+            out[y : y + step] = band
+        else:
+            out[y : y + step] = np.round(np.clip(band, 0.0, 1.0) * scale)
+    return out
 
 
 def _write_jpeg(tmp: Path, samples: np.ndarray, meta: _Meta, quality: int) -> None:
