@@ -18,6 +18,7 @@ from skimage import data
 from typer.testing import CliRunner
 
 from deblurcli.cli import app
+from deblurcli.errors import EncodeError
 from deblurcli.io.decode import decode
 from deblurcli.io.encode import EXTENSIONS, encode
 from deblurcli.io.png import png_bytes
@@ -109,6 +110,25 @@ def test_tiff_source_xmp_iptc_and_history_appended(tmp_path: Path, rgb8: np.ndar
     assert xmp["Xmp.xmpMM.History[1]/stEvt:action"] == "saved"  # earlier history kept, ours appended
     assert xmp["Xmp.xmpMM.History[2]/stEvt:action"] == "derived"
     assert tifffile.imread(out).dtype == np.uint16
+
+
+def test_large_xmp_kept_in_tiff_and_refused_whole_by_jpeg(tmp_path: Path, rgb8: np.ndarray) -> None:
+    """XMP over a JPEG segment's 64 KB (long edit histories) stays whole in TIFF; JPEG fails the photo in
+    one line rather than dropping it silently."""
+    src = tmp_path / "edited.tif"
+    tifffile.imwrite(src, rgb8, photometric="rgb", metadata=None)
+    image = pyexiv2.Image(str(src))
+    image.modify_xmp({"Xmp.dc.description": "notes " * 20_000})
+    image.close()
+    photo = decode(src)
+    encode(photo, tmp_path / "out.tif", fmt="tiff", bit_depth=8, provenance=PROVENANCE)
+    _, xmp, _ = _read(tmp_path / "out.tif")
+    assert len(str(xmp["Xmp.dc.description"])) >= 120_000 and xmp["Xmp.defocus.method"] == "classic"
+    with pytest.raises(EncodeError, match="metadata.*--format tiff"):
+        encode(photo, tmp_path / "out.jpg", fmt="jpeg", bit_depth=8, provenance=PROVENANCE)
+    assert not (tmp_path / "out.jpg").exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "edited.tif", "out.tif"
+    ]
 
 
 def test_png_text_chunks_kept_8_and_16_bit(tmp_path: Path, rgb8: np.ndarray) -> None:

@@ -102,7 +102,8 @@ def encode(
                 try:
                     metadata.embed(tmp, exif=meta.exif if fmt == "tiff" else None, xmp=meta.xmp, iptc=photo.iptc)
                 except RuntimeError as err:  # exiv2's one exception type
-                    raise EncodeError(f"cannot write the metadata of {path.name}: {plain(err)}") from None
+                    hint = "; --format tiff or png holds it" if fmt == "jpeg" else ""
+                    raise EncodeError(f"cannot write the metadata of {path.name}: {plain(err)}{hint}") from None
             if keep_mtime:
                 keep_mtime_of(tmp, photo.mtime)
     except DefocusError:

@@ -185,23 +185,23 @@ def output_xmp(
 ) -> str | None:
     """The XMP packet to write: the source's, stale fields fixed, provenance added (None if there is none).
 
-    Edited by exiv2 inside a one-pixel JPEG held in memory (its XMP sidecar mode does not update existing
+    Edited by exiv2 inside a one-pixel TIFF held in memory (its XMP sidecar mode does not update existing
     properties). A source packet exiv2 cannot parse is replaced, since writing it unchanged would carry
     stale orientation and dimensions.
     """
     if not xmp and provenance is None and not (iptc_into_xmp and iptc):
         return None
     pyexiv2 = exiv2()
-    carrier = carrier_jpeg()
+    carrier_bytes = carrier()
     if xmp:
         with contextlib.suppress(Exception):
-            first = pyexiv2.ImageData(carrier)
+            first = pyexiv2.ImageData(carrier_bytes)
             try:
                 first.modify_raw_xmp(xmp)
-                carrier = bytes(first.get_bytes())
+                carrier_bytes = bytes(first.get_bytes())
             finally:
                 first.close()
-    image = pyexiv2.ImageData(carrier)
+    image = pyexiv2.ImageData(carrier_bytes)
     try:
         existing = _try(image.read_xmp) or {}
         changes: dict[str, object] = {}
@@ -225,12 +225,15 @@ def output_xmp(
 
 
 @functools.lru_cache(maxsize=1)
-def carrier_jpeg() -> bytes:
-    """A one-pixel JPEG: the smallest file in which exiv2 edits metadata in memory."""
+def carrier() -> bytes:
+    """A one-pixel TIFF: the smallest file in which exiv2 edits metadata in memory with no size limit
+    (a JPEG segment would cap XMP and EXIF at 64 KB)."""
     import io
 
+    import tifffile
+
     buffer = io.BytesIO()
-    Image.new("L", (1, 1)).save(buffer, format="JPEG")
+    tifffile.imwrite(buffer, np.zeros((1, 1), np.uint8), metadata=None)
     return buffer.getvalue()
 
 

@@ -91,19 +91,17 @@ def decode_raw(path: Path, max_pixels: int, check: Callable[[int, int, int], Non
 def exif_via_exiv2(path: Path) -> bytes | None:
     """EXIF of a RAW that is not TIFF-structured (CR3, RAF, ...), as a Pillow blob, or None.
 
-    exiv2 reads those containers; it copies the EXIF into a tiny in-memory JPEG, where Pillow picks it up.
-    A maker note too large for a JPEG segment makes exiv2 refuse, and the photo goes on without EXIF.
+    exiv2 reads those containers and copies the EXIF into a one-pixel TIFF in memory, where the same code
+    that reads a TIFF's EXIF picks it up.
     """
     import io
-
-    from PIL import Image
 
     from deblurcli.io import metadata
 
     pyexiv2 = metadata.exiv2()
     try:
         source = pyexiv2.Image(str(path))
-        carrier = pyexiv2.ImageData(metadata.carrier_jpeg())
+        carrier = pyexiv2.ImageData(metadata.carrier())
         try:
             source.copy_to_another_image(
                 carrier, exif=True, iptc=False, xmp=False, comment=False, icc=False, thumbnail=False
@@ -112,11 +110,6 @@ def exif_via_exiv2(path: Path) -> bytes | None:
         finally:
             carrier.close()
             source.close()
-        with Image.open(io.BytesIO(blob)) as im:
-            exif = im.getexif()
-            for tag in (metadata.EXIF_IFD, metadata.GPS_IFD):
-                if tag in exif:
-                    exif[tag] = exif.get_ifd(tag)
-            return metadata.reset_orientation(exif)[0]
+        return metadata.exif_from_tiff(io.BytesIO(blob))[0]
     except Exception:
         return None
