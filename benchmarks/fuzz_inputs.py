@@ -96,13 +96,16 @@ def main() -> None:
     )
     print(f"inputs: {inputs} (good: {len(good)}), exit code {run.returncode}, {seconds:.0f} s")
     print(f"ok {summary['ok']}, failed {summary['failed']}, skipped {summary['skipped']}")
-    print(f"traceback on stderr: {'Traceback' in run.stderr}; temporary files left: {len(leftovers)}")
+    chatter = [line for line in run.stderr.splitlines() if line.strip() and not line.startswith("failed ")]
+    print(f"traceback on stderr: {'Traceback' in run.stderr}; other stderr lines: {len(chatter)}")
+    print(f"temporary files left: {len(leftovers)}")
     print(f"results that do not decode: {len(broken)}; good photos not written: {sorted(set(good) - written)}")
     for reason, count in reasons.most_common():
         print(f"  {count:4d}  {reason}")
     passed = (
         run.returncode == 1
         and "Traceback" not in run.stderr
+        and not chatter
         and not leftovers
         and not broken
         and set(good) <= written
