@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 _SOURCES = ("/usr/share/backgrounds", "/usr/share/wallpapers")
-_SHAPES = {24: (6000, 4000), 61: (9504, 6336), 100: (11648, 8736), 200: (16320, 12240)}
+_SHAPES = {1: (1224, 816), 24: (6000, 4000), 61: (9504, 6336), 100: (11648, 8736), 200: (16320, 12240)}
 
 
 def make_photo(path: Path, megapixels: int) -> None:

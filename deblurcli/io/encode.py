@@ -98,9 +98,12 @@ def encode(
                 _write_tiff(tmp, samples, meta, has_alpha=photo.alpha is not None)
             else:
                 _write_bmff_or_webp(tmp, samples, meta, fmt, quality)
-            if fmt in _EXIV2_WRITES:
+            if fmt in _EXIV2_WRITES and not _is_bigtiff(fmt, samples):  # exiv2 cannot write BigTIFF
                 try:
-                    metadata.embed(tmp, exif=meta.exif if fmt == "tiff" else None, xmp=meta.xmp, iptc=photo.iptc)
+                    tiff = fmt == "tiff"  # TIFF got its XMP from tifffile
+                    metadata.embed(
+                        tmp, exif=meta.exif if tiff else None, xmp=None if tiff else meta.xmp, iptc=photo.iptc
+                    )
                 except RuntimeError as err:  # exiv2's one exception type
                     hint = "; --format tiff or png holds it" if fmt == "jpeg" else ""
                     raise EncodeError(f"cannot write the metadata of {path.name}: {plain(err)}{hint}") from None
@@ -187,6 +190,9 @@ def _write_tiff(tmp: Path, samples: np.ndarray, meta: _Meta, *, has_alpha: bool)
     extratags: list[tuple[int, int, int, bytes, bool]] = []
     if meta.icc:
         extratags.append((metadata.ICC_TAG, 7, len(meta.icc), meta.icc, True))
+    if meta.xmp:
+        packet = meta.xmp.encode("utf-8")
+        extratags.append((metadata.XMP_TAG, 1, len(packet), packet, True))
     tifffile.imwrite(
         tmp,
         samples if colour > 1 or has_alpha else samples[:, :, 0],
@@ -197,8 +203,13 @@ def _write_tiff(tmp: Path, samples: np.ndarray, meta: _Meta, *, has_alpha: bool)
         software=metadata.SOFTWARE_NAME,
         extratags=extratags,
         metadata=None,
-        bigtiff=samples.nbytes > 2**31,
+        bigtiff=_is_bigtiff("tiff", samples),
     )
+
+
+def _is_bigtiff(fmt: str, samples: np.ndarray) -> bool:
+    """Over 2 GB of samples needs BigTIFF; exiv2 cannot write it, so EXIF and IPTC are left out there."""
+    return fmt == "tiff" and samples.nbytes > 2**31
 
 
 def _write_png(tmp: Path, samples: np.ndarray, meta: _Meta) -> None:

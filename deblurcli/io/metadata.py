@@ -40,6 +40,7 @@ GPS_IFD = 0x8825
 INTEROP_IFD = 0xA005
 PIXEL_X, PIXEL_Y = 0xA002, 0xA003
 ICC_TAG = 34675
+XMP_TAG = 700
 SOFTWARE_NAME = f"defocus {__version__}"
 XMP_NAMESPACE = "urn:defocus:provenance:1.0/"  # a URN: no web address pretends to host a schema
 XMP_PREFIX = "defocus"
