@@ -17,7 +17,7 @@ from PIL import Image
 
 from deblurcli.engine.device import pick_device, pick_dtype
 from deblurcli.errors import UsageError
-from deblurcli.io.decode import decode
+from deblurcli.io.decode import DEFAULT_MAX_PIXELS, decode
 from deblurcli.io.photo import Photo
 from deblurcli.methods.loader import LoadedMethod
 from deblurcli.methods.loader import load_method as _load
@@ -191,7 +191,7 @@ def deblur_file(
     overwrite: bool = False,
     tile: int | None = None,
     overlap: int | None = None,
-    max_megapixels: float = 200.0,
+    max_megapixels: float = DEFAULT_MAX_PIXELS / 1e6,
 ) -> Path:
     """Deblur a photo file as ``defocus deblur`` does (metadata kept, provenance recorded); returns the result.
 

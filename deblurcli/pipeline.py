@@ -17,7 +17,7 @@ from deblurcli import __version__
 from deblurcli.engine.tiling import count_tiles, run_tiled
 from deblurcli.errors import UsageError
 from deblurcli.io import color
-from deblurcli.io.decode import decode
+from deblurcli.io.decode import DEFAULT_MAX_PIXELS, decode
 from deblurcli.io.encode import EXTENSIONS, default_format, encode
 from deblurcli.io.maps import write_map
 from deblurcli.io.photo import Photo
@@ -38,7 +38,7 @@ class DeblurOptions:
     bit_depth: int | None = None
     quality: int = 95
     maps: bool = False
-    max_pixels: int = 200_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     #: ``remove`` corrects the whole frame (what the papers measure, and so what ``defocus bench`` runs);
     #: ``keep`` leaves blur above ``bokeh_threshold`` px alone. The CLI and ``deblurcli.deblur`` default to keep.
     bokeh: str = "remove"

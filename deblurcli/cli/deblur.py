@@ -122,7 +122,9 @@ def deblur(
         Precision, typer.Option(help="Arithmetic precision (methods that run in fp32 only ignore it).")
     ] = Precision.fp32,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
-    max_megapixels: Annotated[float, typer.Option(min=1e-6, help="Refuse photos larger than this.")] = 200.0,
+    max_megapixels: Annotated[
+        float, typer.Option(min=1e-6, help="Refuse photos larger than this (each MP needs about 60 MB of memory).")
+    ] = 120.0,  # deblurcli.io.decode.DEFAULT_MAX_PIXELS, not imported here to keep --help light
     offline: Annotated[bool, typer.Option(help="Never download; fail if weights are not cached.")] = False,
     cache_dir: Annotated[
         Path | None, typer.Option(metavar="DIR", help="Weights cache (default: $DEFOCUS_CACHE or per user).")

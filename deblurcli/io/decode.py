@@ -74,8 +74,15 @@ _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _OTHER_IMAGES = {b"GIF8": "GIF", b"BM": "BMP", b"\x00\x00\x00\x0cjP": "JPEG 2000", b"\xff\x0a": "JPEG XL"}
 _pillow_lock = threading.Lock()
 
+# The default pixel limit, sized by memory: ``defocus deblur`` peaks near 0.3 GB + 60 bytes per pixel (float32
+# full-frame copies of the photo, its result and the tile blend; ``benchmarks/pipeline_rss.py``), so 120 MP,
+# a little above the largest common camera sensors (102 MP), stays under about 8 GB.
+DEFAULT_MAX_PIXELS = 120_000_000
+PIPELINE_BYTES_PER_PIXEL = 60
+PIPELINE_BASE_BYTES = 300_000_000
 
-def decode(path: Path, *, max_pixels: int = 200_000_000) -> Photo:
+
+def decode(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
     """Decode ``path``; raise ``PhotoError`` (or a subclass) with a one-line reason if unreadable.
 
     The pixels come first: metadata is read (by exiv2) only from a file that decoded, so a hostile file
@@ -134,9 +141,13 @@ def _sniff(head: bytes) -> Kind | None:
 
 
 def _too_large(width: int, height: int, max_pixels: int) -> None:
-    if width * height > max_pixels:
+    """Refuse over the limit, saying what raising it would cost (absurd sizes are just called too large)."""
+    pixels = width * height
+    if pixels > max_pixels:
+        need = (PIPELINE_BASE_BYTES + PIPELINE_BYTES_PER_PIXEL * pixels) / 2**30
+        hint = f"; deblurring it needs about {need:.0f} GB of memory (--max-megapixels)" if need < 1024 else ""
         raise PhotoTooLargeError(
-            f"{width}x{height} = {width * height / 1e6:.1f} MP exceeds the limit of {max_pixels / 1e6:g} MP"
+            f"{width}x{height} = {pixels / 1e6:.1f} MP exceeds the limit of {max_pixels / 1e6:g} MP{hint}"
         )
 
 
