@@ -78,3 +78,19 @@ def test_truncated_tiff_is_not_silently_zero_filled(tmp_path: Path, rgb8: np.nda
     (tmp_path / "cut.tif").write_bytes(blob[: len(blob) * 3 // 4])
     with pytest.raises(PhotoError, match="truncated"):
         decode(tmp_path / "cut.tif")
+
+
+def test_damaged_exif_warns_nobody(tmp_path: Path, rgb8: np.ndarray) -> None:
+    """Pillow's "Tag data larger than file" warning would print two lines per file in a batch."""
+    import warnings
+
+    import tifffile
+    from hostile import patch_tiff_tags
+
+    tifffile.imwrite(tmp_path / "x.tif", rgb8, photometric="rgb", metadata=None, resolution=(300, 300))
+    damaged = patch_tiff_tags((tmp_path / "x.tif").read_bytes(), {282: 1 << 30})  # XResolution far past EOF
+    (tmp_path / "x.tif").write_bytes(damaged)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        photo = decode(tmp_path / "x.tif")
+    assert photo.pixels.shape == (128, 128, 3) and not caught

@@ -17,6 +17,7 @@ import logging
 import os
 import struct
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -99,7 +100,9 @@ def decode(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
         raise PhotoError(f"cannot open: {err.strerror or err}") from None
     if not head:
         raise PhotoError("empty file")
-    photo = _decode_pixels(path, head, max_pixels)
+    with warnings.catch_warnings():  # Pillow warns on stderr about damaged EXIF ("Tag data larger than file")
+        warnings.simplefilter("ignore")
+        photo = _decode_pixels(path, head, max_pixels)
     xmp, iptc = metadata.read_xmp_iptc(path)
     return replace(photo, xmp=xmp, iptc=iptc, mtime=mtime)
 
