@@ -123,7 +123,7 @@ def deblur(
     ] = Precision.fp32,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: all cores).")] = None,
     max_megapixels: Annotated[
-        float, typer.Option(min=1e-6, help="Refuse photos larger than this (each MP needs about 60 MB of memory).")
+        float, typer.Option(min=1e-6, help="Refuse photos larger than this (each MP needs about 65 MB of memory).")
     ] = 120.0,  # deblurcli.io.decode.DEFAULT_MAX_PIXELS, not imported here to keep --help light
     offline: Annotated[bool, typer.Option(help="Never download; fail if weights are not cached.")] = False,
     cache_dir: Annotated[
