@@ -18,6 +18,7 @@ from PIL import Image
 from deblurcli.engine.device import pick_device, pick_dtype
 from deblurcli.errors import UsageError
 from deblurcli.io.decode import DEFAULT_MAX_PIXELS, decode
+from deblurcli.io.formats import SUFFIX_FORMATS
 from deblurcli.io.photo import Photo
 from deblurcli.methods.loader import LoadedMethod
 from deblurcli.methods.loader import load_method as _load
@@ -31,7 +32,6 @@ Bokeh = Literal["keep", "remove"]
 ImageT = TypeVar("ImageT", np.ndarray, Image.Image)
 _PEAK = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 _PIL_MODES = ("L", "LA", "RGB", "RGBA", "I;16", "F")
-_SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 
 
 def load_method(
@@ -206,7 +206,7 @@ def deblur_file(
     src = Path(path)
     target = Path(output) if output is not None else None
     if fmt is None and target is not None and not target.is_dir():
-        fmt = _SUFFIX_FORMATS.get(target.suffix.lower())
+        fmt = SUFFIX_FORMATS.get(target.suffix.lower())
     opts = _options(
         strength,
         bokeh,

@@ -150,17 +150,21 @@ def deblur_photo(
     return result, maps, provenance
 
 
+#: output formats that hold 8 bits per sample only
+EIGHT_BIT_FORMATS = ("jpeg", "webp", "avif", "heif")
+
+
 def resolve_format(photo: Photo, opts: DeblurOptions) -> tuple[str, int]:
     """Output format and bit depth: the input's family unless overridden, checked for consistency."""
     fmt, depth = default_format(photo)
     if opts.fmt is not None:
         fmt = opts.fmt
         if opts.bit_depth is None:
-            depth = 8 if fmt == "jpeg" else min(depth, 16) if fmt == "png" else depth
+            depth = 8 if fmt in EIGHT_BIT_FORMATS else min(depth, 16) if fmt == "png" else depth
     if opts.bit_depth is not None:
         depth = opts.bit_depth
-    if fmt == "jpeg" and depth != 8:
-        raise UsageError("JPEG is 8-bit only; use --format tiff or png for 16-bit output")
+    if fmt in EIGHT_BIT_FORMATS and depth != 8:
+        raise UsageError(f"{fmt.upper()} output is 8-bit only; use --format tiff or png for 16-bit output")
     if fmt == "png" and depth not in (8, 16):
         raise UsageError("PNG output is 8- or 16-bit")
     return fmt, depth

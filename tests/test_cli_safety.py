@@ -60,7 +60,11 @@ def test_verify_bytes_finds_cut_files(tmp_path: Path) -> None:
     Image.fromarray(pixels).save(tmp_path / "a.jpg")
     Image.fromarray(pixels).save(tmp_path / "a.png")
     tifffile.imwrite(tmp_path / "a.tif", pixels, compression="zlib")
-    for name in ("a.jpg", "a.png", "a.tif"):
+    Image.fromarray(pixels).save(tmp_path / "a.webp", quality=90)
+    Image.fromarray(pixels).save(tmp_path / "a.avif", quality=90)
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.from_pillow(Image.fromarray(pixels)).save(tmp_path / "a.heic", quality=90)
+    for name in ("a.jpg", "a.png", "a.tif", "a.webp", "a.avif", "a.heic"):
         whole = (tmp_path / name).read_bytes()
         with open(tmp_path / name, "rb") as fh:
             assert verify_bytes(fh, Path(name).suffix) is None
@@ -236,3 +240,17 @@ def test_two_concurrent_runs_share_the_work_and_write_whole_files(tmp_path: Path
         with Image.open(p) as im:
             im.load()
             assert im.size == (32, 24)
+
+
+def test_format_webp_avif_heif_are_written_and_8_bit_only(tmp_path: Path) -> None:
+    from deblurcli.io.decode import decode
+
+    src = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(src)
+    for fmt, ext in (("webp", ".webp"), ("avif", ".avif"), ("heif", ".heic")):
+        code, report, _ = run(str(src), "-o", str(tmp_path / fmt), "--format", fmt, "--method", "classic")
+        assert code == 0, report
+        photo = decode(tmp_path / fmt / f"in_deblurred{ext}")
+        assert photo.kind == fmt and photo.pixels.shape == (48, 64, 3)
+    bad = runner.invoke(app, ["deblur", str(src), "-o", str(tmp_path / "x"), "--format", "webp", "--bit-depth", "16"])
+    assert bad.exit_code == 2 and "8-bit only" in bad.stderr and not (tmp_path / "x").exists()

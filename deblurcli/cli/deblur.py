@@ -21,6 +21,9 @@ class Format(StrEnum):
     jpeg = "jpeg"
     png = "png"
     tiff = "tiff"
+    webp = "webp"
+    avif = "avif"
+    heif = "heif"
 
 
 class Bokeh(StrEnum):
@@ -136,12 +139,12 @@ def deblur(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list each skipped file and why.")] = False,
     random_weights_for_testing: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
-    """Deblur photos: JPEG, PNG, TIFF and camera RAW. Results are written as <stem>_deblurred.<ext>."""
+    """Deblur photos: JPEG, PNG, TIFF, HEIC, WebP, AVIF and camera RAW, written as <stem>_deblurred.<ext>."""
     from deblurcli.cli.deblur_run import STDOUT, BatchRequest, run_batch
 
     depth = int(bit_depth.value) if bit_depth is not None else None
-    if fmt is Format.jpeg and depth not in (None, 8):
-        fail(UsageError("JPEG is 8-bit only; use --format tiff or png for 16-bit output"))
+    if fmt in (Format.jpeg, Format.webp, Format.avif, Format.heif) and depth not in (None, 8):
+        fail(UsageError(f"{fmt.value.upper()} output is 8-bit only; use --format tiff or png for 16-bit output"))
     if fmt is Format.png and depth == 32:
         fail(UsageError("PNG holds 8 or 16 bits; use --format tiff for 32-bit float output"))
     if as_json and output_dir == STDOUT:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from deblurcli.errors import OutputError, UsageError
 from deblurcli.inputs import Candidate
+from deblurcli.io.formats import DEPTHS, EXTENSIONS, SUFFIX_FORMATS
 
 DEFAULT_SUFFIX = "_deblurred"
 DEFAULT_TEMPLATE = "{stem}{suffix}.{ext}"
@@ -28,9 +29,6 @@ TEMPLATE_FIELDS = {
     "parent": "name of the input's folder",
     "method": "the --method",
 }
-_EXT = {"jpeg": "jpg", "png": "png", "tiff": "tif"}
-_DEPTHS = {"jpeg": (8,), "png": (8, 16), "tiff": (8, 16, 32)}
-_FAMILY = {".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class Naming:
         name = self.template.format(
             stem=cand.path.stem,
             suffix=self.suffix,
-            ext=_EXT[fmt],
+            ext=EXTENSIONS[fmt].lstrip("."),
             parent=cand.path.resolve().parent.name,
             method=self.method,
         )
@@ -82,7 +80,7 @@ def predicted_format(path: Path, fmt: str | None) -> str | None:
     if fmt is not None:
         return fmt
     ext = path.suffix.lower()
-    return "tiff" if ext in RAW_EXTENSIONS else _FAMILY.get(ext)
+    return "tiff" if ext in RAW_EXTENSIONS else SUFFIX_FORMATS.get(ext)
 
 
 def check_bit_depth(found: list[Candidate], fmt: str | None, bit_depth: int | None) -> None:
@@ -91,8 +89,8 @@ def check_bit_depth(found: list[Candidate], fmt: str | None, bit_depth: int | No
         return
     for cand in found:
         family = predicted_format(cand.path, fmt)
-        if family is not None and bit_depth not in _DEPTHS[family]:
-            depths = " or ".join(str(d) for d in _DEPTHS[family])
+        if family is not None and bit_depth not in DEPTHS[family]:
+            depths = " or ".join(str(d) for d in DEPTHS[family])
             hint = "" if fmt else "; add --format tiff" + (" or png" if bit_depth == 16 else "")
             raise UsageError(
                 f"--bit-depth {bit_depth}: {cand.path.name} would be written as {family.upper()}, "

@@ -28,7 +28,7 @@ from deblurcli.errors import DiskFullError, EncodeError
 TEMP_RE = re.compile(r"^\.(.+)\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff"}
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".avif", ".heic", ".heif"}
 
 
 def temp_path(path: Path) -> Path:
@@ -114,6 +114,35 @@ def verify_bytes(fh: BinaryIO, suffix: str) -> str | None:
             return "no PNG end chunk"
     elif suffix in (".tif", ".tiff"):
         return _tiff_problem(fh, size)
+    elif suffix == ".webp":
+        # RIFF: the header states the length of everything after its first 8 bytes
+        if not head.startswith(b"RIFF") or int.from_bytes(head[4:8], "little") + 8 != size:
+            return "WebP shorter than its RIFF header says"
+    else:
+        return _bmff_problem(fh, size)
+    return None
+
+
+def _bmff_problem(fh: BinaryIO, size: int) -> str | None:
+    """AVIF and HEIF are ISO BMFF files: top-level boxes, each stating its own length, must tile the file."""
+    pos = 0
+    while pos < size:
+        fh.seek(pos)
+        header = fh.read(16)
+        if len(header) < 8:
+            return "HEIF/AVIF box header cut short"
+        length = int.from_bytes(header[:4], "big")
+        if length == 1:
+            if len(header) < 16:
+                return "HEIF/AVIF box header cut short"
+            length = int.from_bytes(header[8:16], "big")
+        elif length == 0:  # the last box runs to the end of the file
+            length = size - pos
+        if length < 8 or pos + length > size:
+            return "HEIF/AVIF shorter than its boxes say"
+        if pos == 0 and header[4:8] != b"ftyp":
+            return "no HEIF/AVIF file-type box"
+        pos += length
     return None
 
 

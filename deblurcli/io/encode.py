@@ -26,12 +26,12 @@ from deblurcli.io import metadata, png
 from deblurcli.io.atomic import atomic_output
 from deblurcli.io.atomic import keep_mtime as keep_mtime_of
 from deblurcli.io.color import linear_to_srgb
+from deblurcli.io.formats import DEPTHS as _DEPTHS
+from deblurcli.io.formats import EXTENSIONS as EXTENSIONS  # re-exported: callers import it from here
 from deblurcli.io.photo import Photo
 from deblurcli.io.raw import plain
 from deblurcli.zoo.cache import sha256_file
 
-EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp", "avif": ".avif", "heif": ".heic"}
-_DEPTHS = {"jpeg": (8,), "png": (8, 16), "tiff": (8, 16, 32), "webp": (8,), "avif": (8,), "heif": (8,)}
 _EXIV2_WRITES = ("jpeg", "png", "tiff")  # formats exiv2 can write XMP/IPTC into; the others take XMP at encoding
 
 
