@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image, ImageOps
-from skimage import data
 
 from deblurcli.errors import PhotoError, PhotoTooLargeError, UnsupportedFormatError
 from deblurcli.io.decode import SUPPORTED_EXTENSIONS, decode
@@ -18,11 +17,6 @@ from deblurcli.io.png import png_bytes
 
 # Adam7 passes: (x0, y0, dx, dy)
 ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
-
-
-@pytest.fixture(scope="module")
-def rgb8() -> np.ndarray:
-    return np.asarray(Image.fromarray(data.astronaut()).resize((128, 96)))
 
 
 def _as_int(pixels: np.ndarray, depth: int) -> np.ndarray:

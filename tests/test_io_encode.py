@@ -9,8 +9,7 @@ import numpy as np
 import pyexiv2
 import pytest
 import tifffile
-from PIL import Image, ImageCms
-from skimage import data
+from PIL import Image
 
 from deblurcli.errors import EncodeError, UsageError
 from deblurcli.io import color
@@ -20,16 +19,6 @@ from deblurcli.io.encode import EXTENSIONS, default_format, encode
 from deblurcli.io.photo import Photo
 
 PROVENANCE = {"method": "ifan", "weights": "sha256:abc", "tile": "512"}
-
-
-@pytest.fixture(scope="module")
-def rgb8() -> np.ndarray:
-    return np.asarray(Image.fromarray(data.astronaut()).resize((128, 96)))
-
-
-@pytest.fixture(scope="module")
-def icc() -> bytes:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
 @pytest.fixture(scope="module")

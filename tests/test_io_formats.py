@@ -8,22 +8,11 @@ from pathlib import Path
 import numpy as np
 import pillow_heif
 import pytest
-from PIL import Image, ImageCms
-from skimage import data
+from PIL import Image
 
 from deblurcli.errors import PhotoError, PhotoTooLargeError
 from deblurcli.io.decode import SUPPORTED_EXTENSIONS, decode
 from deblurcli.io.encode import EXTENSIONS, default_format, encode
-
-
-@pytest.fixture(scope="module")
-def rgb8() -> np.ndarray:
-    return np.asarray(Image.fromarray(data.astronaut()).resize((128, 96)))
-
-
-@pytest.fixture(scope="module")
-def icc() -> bytes:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
 def _exif(orientation: int = 1) -> bytes:
