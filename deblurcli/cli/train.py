@@ -38,7 +38,10 @@ class TrainPrecision(StrEnum):
 def train(
     recipe: Annotated[RecipeName, typer.Option("--recipe", help="Which paper's recipe (and architecture).")],
     data: Annotated[
-        str, typer.Option(help="Training data: dpdd:DIR, synth:DIR, lfdof:DIR, ded:DIR, paired:IN,GT.")
+        str,
+        typer.Option(
+            help="Training data: dpdd:DIR, synth:DIR, lfdof:DIR, ded:DIR, paired:IN,GT, live:PHOTOS[,PHOTOS]."
+        ),
     ],
     out: Annotated[
         Path,
