@@ -42,7 +42,6 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     weights = dict(w.split("=", 1) for w in args.weights)
     data = DPDD(args.data, args.split, dual=False, maps=True)
     n = min(len(data), args.limit) if args.limit else len(data)

@@ -21,7 +21,7 @@ from deblurcli.archs.didanet_dme import didanet_dme_state
 from deblurcli.archs.dmsft import DMSFT
 from deblurcli.errors import WeightsError
 from deblurcli.methods.spec import MethodSpec, Outputs, StateDict
-from deblurcli.zoo.state import load_strict, read_tensors, strip_prefix, unwrap
+from deblurcli.zoo.state import float_state, load_strict, read_tensors
 
 #: largest CoC diameter (px) that a DED-style map value of 255 stands for in our training data
 DED_MAX_COC_PX = 24.0
@@ -39,11 +39,7 @@ def run_dmsft(model: nn.Module | None, x: torch.Tensor) -> Outputs:
 
 def _read_state(path: Path) -> StateDict:
     """Tensors of a checkpoint, unwrapped (``state_dict``/``params``) and without DataParallel prefixes."""
-    state = strip_prefix(unwrap(read_tensors(path), "state_dict", "params"), "module.")
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise WeightsError(f"{path.name}: entries that are not tensors: {', '.join(bad[:3])}")
-    return {k: v.float() for k, v in state.items()}
+    return float_state(read_tensors(path), source=path.name)
 
 
 def convert_dmsft_checkpoint(path: Path) -> StateDict:

@@ -19,7 +19,7 @@ from torch import nn
 from deblurcli.archs.drbnet import DRBNet
 from deblurcli.errors import UsageError, WeightsError
 from deblurcli.methods.spec import MethodSpec, Outputs, StateDict
-from deblurcli.zoo.state import read_tensors, strip_prefix, unwrap
+from deblurcli.zoo.state import float_state, read_tensors
 
 #: largest member we extract from a zip (the real checkpoints are ~47 MB); guards against zip bombs
 _MAX_MEMBER_BYTES = 1 << 30
@@ -90,11 +90,7 @@ def convert_drbnet_checkpoint(path: Path, *, dual_pixel: bool = False) -> StateD
         )
     except zipfile.BadZipFile as exc:
         raise WeightsError(f"{path.name}: corrupt zip ({exc})") from exc
-    state = strip_prefix(unwrap(obj, "state_dict", "params"), "module.")
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise WeightsError(f"{path.name}: entries that are not tensors: {', '.join(bad[:3])}")
-    return {k: v.float() for k, v in state.items()}
+    return float_state(obj, source=path.name)
 
 
 def infer_hparams(state: StateDict) -> dict[str, Any]:

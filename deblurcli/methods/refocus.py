@@ -18,7 +18,7 @@ from torch import nn
 from deblurcli.archs.refocus import MULTIPLE_OF, Refocus
 from deblurcli.errors import WeightsError
 from deblurcli.methods.spec import MethodSpec, Outputs, StateDict
-from deblurcli.zoo.state import read_tensors, strip_prefix, unwrap
+from deblurcli.zoo.state import float_state, read_tensors
 
 
 def run_refocus(model: nn.Module | None, x: torch.Tensor) -> Outputs:
@@ -35,12 +35,7 @@ def convert_refocus(path: Path) -> StateDict:
     Raises:
         WeightsError: unreadable file or entries that are not tensors.
     """
-    state = unwrap(read_tensors(path), "state_dict", "params")
-    state = strip_prefix(strip_prefix(state, "module."), "net.")
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise WeightsError(f"{path.name}: entries that are not tensors: {', '.join(bad[:3])}")
-    return {k: v.float() for k, v in state.items()}
+    return float_state(read_tensors(path), source=path.name, prefixes=("module.", "net."))
 
 
 def _count(state: StateDict, stack: str) -> int:

@@ -107,6 +107,24 @@ def unwrap(obj: Mapping[str, Any], *names: str) -> Mapping[str, Any]:
     return obj
 
 
+def float_state(
+    obj: Mapping[str, Any], *, source: str, prefixes: tuple[str, ...] = ("module.",)
+) -> dict[str, torch.Tensor]:
+    """A checkpoint's state dict as float32 tensors: unwrapped (``state_dict``/``params``), ``prefixes`` dropped
+    (DataParallel's ``module.`` by default), every entry required to be a tensor.
+
+    Raises:
+        WeightsError: an entry is not a tensor (naming up to three), with ``source`` as the file's name.
+    """
+    state = dict(unwrap(obj, "state_dict", "params"))
+    for prefix in prefixes:
+        state = strip_prefix(state, prefix)
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise WeightsError(f"{source}: entries that are not tensors: {', '.join(bad[:3])}")
+    return {k: v.float() for k, v in state.items()}
+
+
 def load_strict(module: nn.Module, state: Mapping[str, Any], *, source: str) -> None:
     """Load ``state`` into ``module``, failing on any missing, unexpected or misshapen key.
 
