@@ -170,6 +170,60 @@ def resolve_format(photo: Photo, opts: DeblurOptions) -> tuple[str, int]:
     return fmt, depth
 
 
+@dataclass
+class Deblurred:
+    """One photo between its run and its write. ``defocus deblur`` hands it to a writer thread so that the
+    next photo runs while this one is encoded; ``deblur_file`` writes it at once. Either way the same two
+    functions make the bytes."""
+
+    photo: Photo
+    maps: dict[str, np.ndarray]
+    provenance: dict[str, str]
+    width: int
+    height: int
+    tiles: int
+    seconds: float
+
+
+def run_file(
+    photo: Photo, method: LoadedMethod, opts: DeblurOptions, *, progress: TileProgress | None = None
+) -> Deblurred:
+    """Deblur a decoded photo and keep what its write needs: the first half of :func:`deblur_file`."""
+    started = time.perf_counter()
+    height, width = photo.pixels.shape[:2]
+    tile = opts.tile if opts.tile is not None else method.spec.default_tile
+    overlap = opts.overlap if opts.overlap is not None else method.spec.receptive_field
+    tiles = count_tiles(height, width, tile=tile, overlap=overlap, multiple_of=method.spec.multiple_of)
+    result, maps, provenance = deblur_photo(photo, method, opts, progress=progress)
+    seconds = time.perf_counter() - started
+    return Deblurred(result, maps, provenance, width, height, tiles, seconds)
+
+
+def write_file(
+    done: Deblurred, src: Path, dst: Path, method: LoadedMethod, opts: DeblurOptions, *, fmt: str, bit_depth: int
+) -> FileResult:
+    """Write a result atomically, plus its maps when asked: the second half of :func:`deblur_file`.
+    ``seconds`` counts the run and the write, not the decode."""
+    started = time.perf_counter()
+    encode(done.photo, dst, fmt=fmt, bit_depth=bit_depth, quality=opts.quality, provenance=done.provenance)
+    written: list[str] = []
+    if opts.maps:
+        for name, values in done.maps.items():
+            base = dst.with_name(f"{dst.stem}_{name}")
+            unit = WEIGHT_UNIT if name == WEIGHT_MAP else method.spec.map_units.get(name, "")
+            write_map(values, base.with_suffix(".tif"), base.with_suffix(".png"), unit=unit, provenance=done.provenance)
+            written += [str(base.with_suffix(".tif")), str(base.with_suffix(".png"))]
+    return FileResult(
+        source=str(src),
+        output=str(dst),
+        seconds=round(done.seconds + time.perf_counter() - started, 3),
+        width=done.width,
+        height=done.height,
+        tiles=done.tiles,
+        maps=written,
+    )
+
+
 def deblur_file(
     src: Path,
     dst: Path,
@@ -182,28 +236,7 @@ def deblur_file(
     progress: TileProgress | None = None,
 ) -> FileResult:
     """Decode (unless given), deblur and write one photo atomically, plus its maps when asked."""
-    started = time.perf_counter()
     if photo is None:
         photo = decode(src, max_pixels=opts.max_pixels)
-    height, width = photo.pixels.shape[:2]
-    tile = opts.tile if opts.tile is not None else method.spec.default_tile
-    overlap = opts.overlap if opts.overlap is not None else method.spec.receptive_field
-    tiles = count_tiles(height, width, tile=tile, overlap=overlap, multiple_of=method.spec.multiple_of)
-    result, maps, provenance = deblur_photo(photo, method, opts, progress=progress)
-    encode(result, dst, fmt=fmt, bit_depth=bit_depth, quality=opts.quality, provenance=provenance)
-    written: list[str] = []
-    if opts.maps:
-        for name, values in maps.items():
-            base = dst.with_name(f"{dst.stem}_{name}")
-            unit = WEIGHT_UNIT if name == WEIGHT_MAP else method.spec.map_units.get(name, "")
-            write_map(values, base.with_suffix(".tif"), base.with_suffix(".png"), unit=unit, provenance=provenance)
-            written += [str(base.with_suffix(".tif")), str(base.with_suffix(".png"))]
-    return FileResult(
-        source=str(src),
-        output=str(dst),
-        seconds=round(time.perf_counter() - started, 3),
-        width=width,
-        height=height,
-        tiles=tiles,
-        maps=written,
-    )
+    done = run_file(photo, method, opts, progress=progress)
+    return write_file(done, src, dst, method, opts, fmt=fmt, bit_depth=bit_depth)

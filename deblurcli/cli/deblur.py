@@ -121,6 +121,22 @@ def deblur(
     ] = None,
     overlap: Annotated[int | None, typer.Option(min=0, help="Tile context in px (default: per method).")] = None,
     device: Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LIST",
+            help="Share the photos among these devices, one worker each, e.g. cuda:0,cuda:1 (same results).",
+        ),
+    ] = None,
+    prefetch: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=8,
+            help="Photos decoded ahead while one runs, written behind on another thread; each waiting photo "
+            "holds about 12 MB per megapixel (0: one step at a time).",
+        ),
+    ] = 1,
     precision: Annotated[
         Precision, typer.Option(help="Arithmetic precision (methods that run in fp32 only ignore it).")
     ] = Precision.fp32,
@@ -141,6 +157,7 @@ def deblur(
 ) -> None:
     """Deblur photos: JPEG, PNG, TIFF, HEIC, WebP, AVIF and camera RAW, written as <stem>_deblurred.<ext>."""
     from deblurcli.cli.deblur_run import STDOUT, BatchRequest, run_batch
+    from deblurcli.engine.shard import parse_devices
 
     depth = int(bit_depth.value) if bit_depth is not None else None
     if fmt in (Format.jpeg, Format.webp, Format.avif, Format.heif) and depth not in (None, 8):
@@ -149,6 +166,10 @@ def deblur(
         fail(UsageError("PNG holds 8 or 16 bits; use --format tiff for 32-bit float output"))
     if as_json and output_dir == STDOUT:
         fail(UsageError("--json and -o - both want standard output; choose one"))
+    try:
+        device_list = parse_devices(devices) if devices is not None else ()
+    except DefocusError as err:
+        fail(err)
     request = BatchRequest(
         inputs=inputs,
         output_dir=output_dir,
@@ -178,6 +199,8 @@ def deblur(
         name=name,
         hidden=hidden,
         verbose=verbose,
+        devices=device_list,
+        prefetch=prefetch,
     )
     try:
         results, code = run_batch(request, stderr_console())

@@ -7,13 +7,18 @@ apart from ``deblur.py`` because it imports torch, which ``--help`` must not pay
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -22,17 +27,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from deblurcli import interrupts
 from deblurcli.cli.common import one_line
 from deblurcli.cli.outputs import Naming, check_bit_depth, check_naming, find_clashes, prepare_folder
+from deblurcli.engine.shard import Rank, rank_from_env, share
 from deblurcli.errors import DefocusError, DiskFullError, UsageError, WeightsError, WeightsMissingError
 from deblurcli.inputs import OUTPUT_MARKER, Candidate, expand_inputs
 from deblurcli.io.atomic import claim, stale_temps
 from deblurcli.io.decode import SUPPORTED_EXTENSIONS
 
 if TYPE_CHECKING:
+    from deblurcli.io.photo import Photo
     from deblurcli.methods.loader import LoadedMethod
-    from deblurcli.pipeline import DeblurOptions, FileResult, TileProgress
+    from deblurcli.pipeline import DeblurOptions, Deblurred, FileResult, TileProgress
 
 #: ``-o -``: the one result goes to standard output
 STDOUT = Path("-")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,10 @@ class BatchRequest:
     name: str = "{stem}{suffix}.{ext}"
     hidden: bool = False
     verbose: bool = False
+    #: ``--devices``: one worker per device, each over its share of the photos (empty: ``device`` alone)
+    devices: tuple[str, ...] = ()
+    #: ``--prefetch``: photos decoded ahead of the one running (0: decode, run, write one after the other)
+    prefetch: int = 1
 
 
 def run_batch(req: BatchRequest, console: Console) -> tuple[list[FileResult], int]:
@@ -82,6 +94,11 @@ def run_batch(req: BatchRequest, console: Console) -> tuple[list[FileResult], in
     if to_stdout and req.maps:
         raise UsageError("--maps needs files: use -o FOLDER instead of -o -")
     out_dir = None if to_stdout else req.output_dir
+    if req.prefetch < 0:
+        raise UsageError("--prefetch must be 0 or more")
+    if req.devices and req.device != "auto":
+        raise UsageError("give --device or --devices, not both")
+    rank = rank_from_env(os.environ)
     with tempfile.TemporaryDirectory(prefix="defocus-") as tmp:
         private = Path(tmp)
         found = expand_inputs(
@@ -111,7 +128,7 @@ def run_batch(req: BatchRequest, console: Console) -> tuple[list[FileResult], in
             prepare_folder(out_dir)
         naming = Naming(folder=private if stdout else out_dir, suffix=req.suffix, template=req.name, method=req.method)
         planned, refused = find_clashes(candidates, naming, req.fmt)
-        batch = _Batch(req, console, naming, planned, refused, stdout=stdout)
+        batch = _Batch(req, console, naming, planned, refused, stdout=stdout, rank=rank)
         results = batch.run(candidates, found.missing)
     return results, batch.exit_code(results)
 
@@ -156,12 +173,16 @@ class _Batch:
         refused: dict[Path, str],
         *,
         stdout: bool,
+        rank: Rank,
     ) -> None:
         self.req, self.console, self.naming = req, console, naming
         self.planned, self.refused, self.stdout = planned, refused, stdout
+        self.rank = rank
         self.claimed = {dst.resolve(): src for src, dst in planned.items()}
         self.temps: dict[Path, dict[str, list[Path]]] = {}
+        self.temps_lock = threading.Lock()  # the reader, the main thread and device threads all sweep
         self.disk_full = False
+        self.stop = threading.Event()  # set when one device's thread must make the others stop
 
     def run(self, candidates: list[Candidate], missing: list[str]) -> list[FileResult]:
         from deblurcli.pipeline import FileResult
@@ -173,18 +194,18 @@ class _Batch:
             for c in candidates
             if c.path in self.refused
         ]
+        if self.rank.count > 1:  # under torchrun: this rank's share; rank 0 alone reports what is not a photo
+            todo = share(todo, self.rank.index, self.rank.count)
+            results = results if self.rank.index == 0 else []
         if todo:
             results += self._process(todo)
         self._report(results)
         return results
 
     def _process(self, todo: list[Candidate]) -> list[FileResult]:
-        from deblurcli.pipeline import FileResult
-
         req = self.req
-        opts, method_args = _options(req, self.console)
+        opts, lanes = _options(req, self.console, self.rank)
         interrupts.check()
-        out: list[FileResult] = []
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -200,36 +221,148 @@ class _Batch:
             def on_download(done: int, total: int | None) -> None:
                 progress.update(tiles_task, description="weights", completed=done, total=total, visible=True)
 
-            method = _load(req, method_args, on_download)
+            methods = [_load(req, args, on_download) for args in lanes]
             interrupts.check()
 
             def on_tile(done: int, total: int) -> None:
+                self._check()  # lets a device thread stop between tiles when the batch is interrupted
                 progress.update(tiles_task, description="tiles", completed=done, total=total, visible=True)
 
-            for cand in todo:
-                interrupts.check()
-                if self.disk_full:
-                    out.append(
-                        FileResult(
-                            source=cand.label or str(cand.path),
-                            status="failed",
-                            reason="not attempted: no space left on device",
-                        )
-                    )
-                    continue
-                progress.update(files_task, description=f"[bold]{escape(cand.path.name)}")
-                out.append(self._one(cand, method, opts, on_tile))
-                progress.advance(files_task)
+            show = _Show(
+                start=lambda cand: progress.update(files_task, description=f"[bold]{escape(cand.path.name)}"),
+                done=lambda: progress.advance(files_task),
+                tile=on_tile,
+            )
+            if len(methods) == 1:
+                out = self._lane(todo, methods[0], opts, show)
+            else:
+                out = self._lanes(todo, methods, opts, show)
             progress.update(files_task, description="photos")
         return out
 
-    def _one(self, cand: Candidate, method: LoadedMethod, opts: DeblurOptions, on_tile: TileProgress) -> FileResult:
-        """One photo; every user-facing error becomes a failed result with a one-line reason."""
+    def _check(self) -> None:
+        """Raise ``KeyboardInterrupt`` once Ctrl-C was pressed, or once another device's thread failed."""
+        interrupts.check()
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+
+    def _lanes(
+        self, todo: list[Candidate], methods: list[LoadedMethod], opts: DeblurOptions, show: _Show
+    ) -> list[FileResult]:
+        """One thread per device, each over its share of the photos; results come back in input order.
+
+        Ctrl-C reaches the main thread only, which waits here: it sets ``stop``, which each device's thread
+        sees at its next tile or photo, and waits for them, so every temporary file is gone before we exit.
+        """
+        count = len(methods)
+        shares = [share(range(len(todo)), i, count) for i in range(count)]
+        out: list[FileResult | None] = [None] * len(todo)
+        with ThreadPoolExecutor(count, thread_name_prefix="defocus-device") as pool:
+            futures = [
+                pool.submit(self._lane, [todo[i] for i in mine], method, opts, show)
+                for mine, method in zip(shares, methods, strict=True)
+            ]
+            try:
+                for mine, future in zip(shares, futures, strict=True):
+                    for i, result in zip(mine, future.result(), strict=True):
+                        out[i] = result
+            except BaseException:
+                self.stop.set()
+                raise
+        return [r for r in out if r is not None]
+
+    def _lane(self, todo: list[Candidate], method: LoadedMethod, opts: DeblurOptions, show: _Show) -> list[FileResult]:
+        """One device's photos in order: decoded ahead on one thread, run here, written behind on another.
+
+        Besides the photo running, at most ``--prefetch`` decoded photos wait (12 bytes per pixel each) and one
+        result is being written (its pixels, 12 bytes per pixel, and its maps), so the default adds about two
+        photos' worth of memory: some 0.6 GB for 24 MP photos. Each stage's errors become the photo's one-line
+        result exactly as in a plain loop; with ``--prefetch 0`` both helpers run inline, and this *is* the
+        plain loop.
+        """
+        from deblurcli.pipeline import FileResult
+
+        depth = self.req.prefetch
+        out: list[FileResult] = []
+        full_at: int | None = None
+        upcoming = iter(todo)
+        ahead: deque[Future[FileResult | _Job]] = deque()
+        writing: tuple[Future[FileResult], ExitStack] | None = None
+        with ExitStack() as stack:
+            held: list[ExitStack] = []  # output claims, released once their write is over
+            stack.callback(lambda: [claim.close() for claim in held])
+            reader = _worker(depth, "defocus-decode")
+            stack.callback(reader.shutdown, wait=True, cancel_futures=True)
+            writer = _worker(depth, "defocus-write")
+            stack.callback(writer.shutdown, wait=True, cancel_futures=True)
+
+            def collect() -> None:
+                """Wait for the write in flight; its result takes its place in the order."""
+                nonlocal writing, full_at
+                if writing is None:
+                    return
+                future, claim = writing
+                writing = None
+                try:
+                    out.append(future.result())
+                finally:
+                    claim.close()
+                    held.remove(claim)
+                show.done()
+                if self.disk_full and full_at is None:
+                    full_at = len(out) - 1
+
+            for _ in todo:
+                while len(ahead) <= depth and (cand := next(upcoming, None)) is not None:
+                    ahead.append(reader.submit(self._prepare, cand, method, opts))
+                self._check()
+                job = ahead.popleft().result()
+                if isinstance(job, _Job):
+                    show.start(job.cand)
+                    ran = self._run(job, method, opts, show.tile)
+                    job.photo = None  # the input's pixels are no longer needed
+                else:
+                    ran = job
+                collect()
+                if isinstance(ran, FileResult):
+                    out.append(ran)
+                    show.done()
+                    continue
+                done, claim = ran
+                held.append(claim)
+                assert isinstance(job, _Job)
+                writing = (writer.submit(self._write, job, done, method, opts), claim)
+            collect()
+        if full_at is not None:  # as in a plain loop: nothing after the photo that filled the disk is attempted
+            out[full_at + 1 :] = [_not_attempted(r.source) for r in out[full_at + 1 :]]
+        return out
+
+    def _guard(self, src: str, step: Callable[[], _T]) -> _T | FileResult:
+        """Run one stage of one photo; every user-facing error becomes a failed result with a one-line reason."""
+        from deblurcli.pipeline import FileResult
+
+        try:
+            return step()
+        except DiskFullError as err:
+            self.disk_full = True
+            return FileResult(source=src, status="failed", reason=one_line(err))
+        except DefocusError as err:
+            return FileResult(source=src, status="failed", reason=one_line(err))
+        except MemoryError:
+            return FileResult(source=src, status="failed", reason="out of memory; try a smaller --tile")
+        except OSError as err:
+            return FileResult(source=src, status="failed", reason=f"cannot write: {err.strerror or err}")
+
+    def _prepare(self, cand: Candidate, method: LoadedMethod, opts: DeblurOptions) -> FileResult | _Job:
+        """Decode a photo and decide its output, or say why it is skipped or failed (runs ahead, on the reader)."""
         from deblurcli.io.decode import decode
-        from deblurcli.pipeline import FileResult, deblur_file, resolve_format
+        from deblurcli.pipeline import FileResult, resolve_format
 
         src = cand.label or str(cand.path)
-        try:
+        if self.disk_full:
+            return _not_attempted(src)
+
+        def step() -> FileResult | _Job:
             planned = self.planned[cand.path]
             if not self.stdout and planned.exists() and not self.req.overwrite:
                 self._sweep(planned, method.spec.maps, locked=False)
@@ -248,47 +381,75 @@ class _Batch:
                 return FileResult(
                     source=src, output=str(dst), status="skipped", reason="output exists (--overwrite replaces it)"
                 )
+            return _Job(cand=cand, src=src, photo=photo, fmt=fmt, depth=depth, dst=dst)
+
+        return self._guard(src, step)
+
+    def _run(
+        self, job: _Job, method: LoadedMethod, opts: DeblurOptions, on_tile: TileProgress
+    ) -> FileResult | tuple[Deblurred, ExitStack]:
+        """Claim the output and run the method; the claim is handed back, to be released after the write."""
+        from deblurcli.pipeline import FileResult, run_file
+
+        if self.disk_full:
+            return _not_attempted(job.src)
+        lock = ExitStack()
+
+        def step() -> FileResult | Deblurred:
+            dst = job.dst
             dst.parent.mkdir(parents=True, exist_ok=True)
-            with claim(dst) as mine:
-                if not mine:
-                    return FileResult(
-                        source=src,
-                        output=str(dst),
-                        status="skipped",
-                        reason="another defocus run is writing this output",
-                    )
-                self._sweep(dst, method.spec.maps, locked=True)
-                if dst.exists() and not self.req.overwrite:  # finished by another run meanwhile
-                    return FileResult(
-                        source=src, output=str(dst), status="skipped", reason="output exists (--overwrite replaces it)"
-                    )
-                result = deblur_file(
-                    cand.path, dst, method, opts, fmt=fmt, bit_depth=depth, photo=photo, progress=on_tile
+            if not lock.enter_context(claim(dst)):
+                return FileResult(
+                    source=job.src,
+                    output=str(dst),
+                    status="skipped",
+                    reason="another defocus run is writing this output",
                 )
-            result.source = src
+            self._sweep(dst, method.spec.maps, locked=True)
+            if dst.exists() and not self.req.overwrite:  # finished by another run meanwhile
+                return FileResult(
+                    source=job.src, output=str(dst), status="skipped", reason="output exists (--overwrite replaces it)"
+                )
+            assert job.photo is not None
+            return run_file(job.photo, method, opts, progress=on_tile)
+
+        try:
+            ran = self._guard(job.src, step)
+        except BaseException:
+            lock.close()
+            raise
+        if isinstance(ran, FileResult):
+            lock.close()
+            return ran
+        return ran, lock
+
+    def _write(self, job: _Job, done: Deblurred, method: LoadedMethod, opts: DeblurOptions) -> FileResult:
+        """Encode and write a result, plus its maps (runs behind, on the writer)."""
+        from deblurcli.pipeline import write_file
+
+        if self.disk_full:
+            return _not_attempted(job.src)
+
+        def step() -> FileResult:
+            result = write_file(done, job.cand.path, job.dst, method, opts, fmt=job.fmt, bit_depth=job.depth)
+            result.source = job.src
             if self.stdout:
-                _to_stdout(dst)
+                _to_stdout(job.dst)
                 result.output = "-"
             return result
-        except DiskFullError as err:
-            self.disk_full = True
-            return FileResult(source=src, status="failed", reason=one_line(err))
-        except DefocusError as err:
-            return FileResult(source=src, status="failed", reason=one_line(err))
-        except MemoryError:
-            return FileResult(source=src, status="failed", reason="out of memory; try a smaller --tile")
-        except OSError as err:
-            return FileResult(source=src, status="failed", reason=f"cannot write: {err.strerror or err}")
+
+        return self._guard(job.src, step)
 
     def _sweep(self, dst: Path, maps: tuple[str, ...], *, locked: bool) -> None:
         """Remove what a killed run left of this output and of its maps. Leftovers are only stale while we hold
         the output's lock (another run may be writing them); for an output we skip, the lock is taken here,
         and only when there is something to remove (one folder listing per folder, not one per photo)."""
         folder = dst.parent
-        if folder not in self.temps:
-            self.temps[folder] = stale_temps(folder)
         names = [dst.name] + [f"{dst.stem}_{m}{ext}" for m in maps for ext in (".tif", ".png")]
-        leftovers = [tmp for name in names for tmp in self.temps[folder].pop(name, [])]
+        with self.temps_lock:
+            if folder not in self.temps:
+                self.temps[folder] = stale_temps(folder)
+            leftovers = [tmp for name in names for tmp in self.temps[folder].pop(name, [])]
         if not leftovers:
             return
         with ExitStack() as stack:
@@ -331,24 +492,45 @@ def _to_stdout(path: Path) -> None:
     sys.stdout.buffer.flush()
 
 
-def _options(req: BatchRequest, console: Console) -> tuple[DeblurOptions, dict[str, object]]:
-    """Device, precision and tiling; a method that runs in fp32 only ignores --precision with a note."""
+def _options(req: BatchRequest, console: Console, rank: Rank) -> tuple[DeblurOptions, list[dict[str, object]]]:
+    """Options shared by every device, and each device's own load arguments; a method that runs in fp32 only
+    ignores --precision with a note.
+
+    ``--tile auto`` takes the smallest tile any device can afford, so that every device tiles alike and a
+    sharded batch writes the same bytes as one device would.
+    """
+    import torch
+
     from deblurcli.engine.device import auto_tile, pick_device, pick_dtype, set_cpu_threads
     from deblurcli.methods.registry import get_method
     from deblurcli.pipeline import DeblurOptions
 
     spec = get_method(req.method)
     set_cpu_threads(req.threads)
-    device = pick_device(req.device)
+    names = list(req.devices) or [req.device]
+    if rank.count > 1 and names == ["auto"] and torch.cuda.is_available():
+        names = [f"cuda:{rank.local}"]  # torchrun starts one process per GPU of a node
+    devices = [pick_device(name) for name in names]
     precision = req.precision
     if precision != "fp32" and not spec.supports_half:
         if not req.quiet:
             console.print(f"note: {req.method} runs in fp32 only; --precision {precision} ignored")
         precision = "fp32"
-    dtype = pick_dtype(precision, device, supports_half=spec.supports_half)
+    lanes: list[dict[str, object]] = [
+        {"device": device, "dtype": pick_dtype(precision, device, supports_half=spec.supports_half)}
+        for device in devices
+    ]
     tile: int | None = None
     if req.tile == "auto":
-        tile = auto_tile(bytes_per_pixel=spec.bytes_per_pixel, dtype=dtype, device=device, multiple_of=spec.multiple_of)
+        tile = min(
+            auto_tile(
+                bytes_per_pixel=spec.bytes_per_pixel,
+                dtype=lane["dtype"],  # type: ignore[arg-type]
+                device=lane["device"],  # type: ignore[arg-type]
+                multiple_of=spec.multiple_of,
+            )
+            for lane in lanes
+        )
     elif req.tile is not None:
         tile = int(req.tile)
     opts = DeblurOptions(
@@ -364,7 +546,7 @@ def _options(req: BatchRequest, console: Console) -> tuple[DeblurOptions, dict[s
         maps=req.maps,
         max_pixels=req.max_pixels,
     )
-    return opts, {"device": device, "dtype": dtype}
+    return opts, lanes
 
 
 def _load(req: BatchRequest, args: dict[str, object], on_download: object) -> LoadedMethod:
@@ -391,3 +573,49 @@ def _load(req: BatchRequest, args: dict[str, object], on_download: object) -> Lo
         raise WeightsError(
             f"--weights {req.weights}: not a {req.method} checkpoint we can read ({one_line(err)})"
         ) from None
+
+
+@dataclass
+class _Job:
+    """A photo decoded ahead of its run, with where its result goes."""
+
+    cand: Candidate
+    src: str
+    photo: Photo | None
+    fmt: str
+    depth: int
+    dst: Path
+
+
+@dataclass(frozen=True)
+class _Show:
+    """What a device's loop tells the progress bar (rich's ``Progress`` takes updates from any thread)."""
+
+    start: Callable[[Candidate], None]
+    done: Callable[[], None]
+    tile: TileProgress
+
+
+def _not_attempted(src: str) -> FileResult:
+    from deblurcli.pipeline import FileResult
+
+    return FileResult(source=src, status="failed", reason="not attempted: no space left on device")
+
+
+class _Inline(Executor):
+    """An executor that runs each task at once in the caller's thread: ``--prefetch 0``, the plain loop.
+    Ctrl-C and other ``BaseException``s propagate at once, as they would without an executor."""
+
+    def submit(self, fn: Callable[..., _T], /, *args: object, **kwargs: object) -> Future[_T]:  # type: ignore[override]
+        future: Future[_T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as err:
+            future.set_exception(err)
+        return future
+
+
+def _worker(depth: int, name: str) -> Executor:
+    """One helper thread for a stage of the batch, or none when ``--prefetch 0`` asks for the plain loop. One
+    thread, not more: photos must come out in order, and one decode or encode already keeps pace with a run."""
+    return ThreadPoolExecutor(1, thread_name_prefix=name) if depth > 0 else _Inline()
