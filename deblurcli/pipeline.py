@@ -188,7 +188,8 @@ class Deblurred:
 def run_file(
     photo: Photo, method: LoadedMethod, opts: DeblurOptions, *, progress: TileProgress | None = None
 ) -> Deblurred:
-    """Deblur a decoded photo and keep what its write needs: the first half of :func:`deblur_file`."""
+    """Deblur a decoded photo and keep what its write needs: the first half of :func:`deblur_file`. Maps are
+    kept only when they are to be written, since a result may wait for the writer while the next photo runs."""
     started = time.perf_counter()
     height, width = photo.pixels.shape[:2]
     tile = opts.tile if opts.tile is not None else method.spec.default_tile
@@ -196,7 +197,7 @@ def run_file(
     tiles = count_tiles(height, width, tile=tile, overlap=overlap, multiple_of=method.spec.multiple_of)
     result, maps, provenance = deblur_photo(photo, method, opts, progress=progress)
     seconds = time.perf_counter() - started
-    return Deblurred(result, maps, provenance, width, height, tiles, seconds)
+    return Deblurred(result, maps if opts.maps else {}, provenance, width, height, tiles, seconds)
 
 
 def write_file(

@@ -221,3 +221,33 @@ def test_torchrun_ranks_split_the_batch_and_write_what_one_process_writes(tmp_pa
     assert taken == [["p0.png", "p2.png", "p4.png"], ["p1.jpg", "p3.jpg"]]  # dealt out, none twice
     assert all(f["status"] == "ok" for s in summaries for f in s["files"])
     assert _contents(tmp_path / "ranks") == _contents(tmp_path / "one")
+
+
+_CTRL_C_WHILE_WRITING = """
+import os, signal, sys
+import deblurcli.pipeline as pipeline
+real = pipeline.encode
+def encode(photo, path, **kwargs):
+    if path.name.startswith("p2_"):
+        os.kill(os.getpid(), signal.SIGINT)  # lands in the main thread, while this one writes
+    real(photo, path, **kwargs)
+pipeline.encode = encode
+from deblurcli.__main__ import main
+sys.argv = ["defocus", "deblur", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("mode", [["--prefetch", "2"], ["--devices", "cpu,cpu"]])
+def test_ctrl_c_while_a_helper_thread_writes_exits_130_and_leaves_no_temp_file(tmp_path: Path, mode: list[str]) -> None:
+    srcs = _photos(tmp_path / "in", 5)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-c", textwrap.dedent(_CTRL_C_WHILE_WRITING), *map(str, srcs), "-o", str(tmp_path / "out")]
+    proc = subprocess.run([*cmd, *mode, "-q"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "interrupted" and "Traceback" not in proc.stderr
+    left = sorted(os.listdir(tmp_path / "out"))
+    assert "p2_deblurred.png" not in left and not [n for n in left if n.startswith(".")]  # no temp or lock file
+    for name in left:  # whatever was finished before Ctrl-C is whole
+        with Image.open(tmp_path / "out" / name) as im:
+            im.load()
