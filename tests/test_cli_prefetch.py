@@ -167,8 +167,9 @@ def test_devices_cpu_cpu_equal_one_device_and_take_each_photo_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _photos(tmp_path / "in", 5)
+    (tmp_path / "in/p2.png").write_bytes(b"not a photo")
     code, one = run(str(tmp_path / "in"), "-o", str(tmp_path / "one"), "--device", "cpu")
-    assert code == 0
+    assert code == 1 and [f["status"] for f in one["files"]] == ["ok", "ok", "failed", "ok", "ok"]
     decoded: Counter[str] = Counter()
     real = decode_mod.decode
 
@@ -178,7 +179,7 @@ def test_devices_cpu_cpu_equal_one_device_and_take_each_photo_once(
 
     monkeypatch.setattr(decode_mod, "decode", counting)
     code, many = run(str(tmp_path / "in"), "-o", str(tmp_path / "many"), "--devices", "cpu,cpu,cpu")
-    assert code == 0
+    assert code == 1
     assert decoded == Counter(f"p{i}.{'jpg' if i % 2 else 'png'}" for i in range(5))  # each exactly once
     assert _report(many) == _report(one)
     assert _contents(tmp_path / "many") == _contents(tmp_path / "one")

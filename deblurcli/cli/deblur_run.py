@@ -14,7 +14,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,6 +263,8 @@ class _Batch:
                 for mine, method in zip(shares, methods, strict=True)
             ]
             try:
+                for future in as_completed(futures):
+                    future.result()  # the first failure, on any device, stops the others at once
                 for mine, future in zip(shares, futures, strict=True):
                     for i, result in zip(mine, future.result(), strict=True):
                         out[i] = result
@@ -290,7 +292,7 @@ class _Batch:
         writing: tuple[Future[FileResult], ExitStack] | None = None
         with ExitStack() as stack:
             held: list[ExitStack] = []  # output claims, released once their write is over
-            stack.callback(lambda: [claim.close() for claim in held])
+            stack.callback(lambda: [lock.close() for lock in held])
             reader = _worker(depth, "defocus-decode")
             stack.callback(reader.shutdown, wait=True, cancel_futures=True)
             writer = _worker(depth, "defocus-write")
@@ -301,13 +303,13 @@ class _Batch:
                 nonlocal writing, full_at
                 if writing is None:
                     return
-                future, claim = writing
+                future, lock = writing
                 writing = None
                 try:
                     out.append(future.result())
                 finally:
-                    claim.close()
-                    held.remove(claim)
+                    lock.close()
+                    held.remove(lock)
                 show.done()
                 if self.disk_full and full_at is None:
                     full_at = len(out) - 1
@@ -328,10 +330,10 @@ class _Batch:
                     out.append(ran)
                     show.done()
                     continue
-                done, claim = ran
-                held.append(claim)
+                done, lock = ran
+                held.append(lock)
                 assert isinstance(job, _Job)
-                writing = (writer.submit(self._write, job, done, method, opts), claim)
+                writing = (writer.submit(self._write, job, done, method, opts), lock)
             collect()
         if full_at is not None:  # as in a plain loop: nothing after the photo that filled the disk is attempted
             out[full_at + 1 :] = [_not_attempted(r.source) for r in out[full_at + 1 :]]
