@@ -2,41 +2,30 @@
 
 Blur happens in linear light (photons add, sRGB values do not), so photos are linearised first. Real scenes
 are brighter than an 8-bit photo can say, which is what makes real bokeh balls glow; ``boost_highlights``
-gives near-white pixels some of that energy back before blurring.
+gives near-white pixels some of that energy back before blurring. Everything but JPEG runs on torch tensors
+on the rendering device; JPEG goes through Pillow on the CPU (see ``sample.render_batch``).
 """
 
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
+import torch
 from PIL import Image
 
-from deblurcli.io import color
 
-
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 decoding of values clipped to [0, 1]."""
-    return color.srgb_to_linear(np.clip(x, 0.0, 1.0))
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 encoding, clipping to [0, 1] first as a sensor would."""
-    return color.linear_to_srgb(np.clip(x, 0.0, 1.0))
-
-
-def boost_highlights(linear: np.ndarray, gain: float) -> np.ndarray:
-    """Stretch linear values above 0.8 smoothly by up to ``gain`` (1 = unchanged)."""
-    if gain <= 1.0:
-        return linear
-    t = np.clip((linear.max(axis=0, keepdims=True) - 0.8) / 0.2, 0.0, 1.0)
-    return (linear * (1.0 + (gain - 1.0) * t * t * (3.0 - 2.0 * t))).astype(np.float32)
+def boost_highlights(linear: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """Stretch linear values (B, 3, H, W) above 0.8 smoothly by up to ``gain`` (B,) per scene (1 = unchanged)."""
+    t = ((linear.amax(dim=1, keepdim=True) - 0.8) / 0.2).clamp(0.0, 1.0)
+    return linear * (1.0 + (gain[:, None, None, None] - 1.0) * t * t * (3.0 - 2.0 * t))
 
 
 def dual_pixel_noise(
-    left: np.ndarray, right: np.ndarray, rng: np.random.Generator, *, shot: float, read: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Poisson-Gaussian noise on each half-pixel view.
+    left: torch.Tensor, right: torch.Tensor, generator: torch.Generator, *, shot: float, read: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Poisson-Gaussian noise on each half-pixel view of one scene, drawn from ``generator`` on their device.
 
     Each photodiode gets half the light, so its shot-noise scale is doubled and its read noise is sqrt(2)
     larger; the combined view (L + R) / 2 then has exactly variance ``shot * x + read**2``.
@@ -44,9 +33,9 @@ def dual_pixel_noise(
     out = []
     for view in (left, right):
         scale = 2.0 * shot
-        photons = rng.poisson(np.clip(view, 0.0, None) / scale).astype(np.float32)
-        noisy = photons * scale + rng.normal(0.0, read * np.sqrt(2.0), size=view.shape).astype(np.float32)
-        out.append(noisy.astype(np.float32))
+        photons = torch.poisson(view.clamp_min(0.0) / scale, generator=generator)
+        gauss = torch.randn(view.shape, generator=generator, device=view.device, dtype=view.dtype)
+        out.append(photons * scale + gauss * (read * math.sqrt(2.0)))
     return out[0], out[1]
 
 
