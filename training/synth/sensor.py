@@ -22,6 +22,41 @@ def boost_highlights(linear: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
     return linear * (1.0 + (gain[:, None, None, None] - 1.0) * t * t * (3.0 - 2.0 * t))
 
 
+#: below this mean photon count shot noise is drawn exactly (inverse CDF); above it, as a rounded Gaussian
+POISSON_EXACT_BELOW = 16.0
+_POISSON_TERMS = 64  # P(X > 64 | mean 16) < 1e-18
+
+
+def poisson(rate: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Poisson draws of mean ``rate`` from exactly two random numbers per element.
+
+    ``torch.poisson`` uses rejection sampling, so how many numbers it takes from the generator depends on the
+    rates: a rounding-level change in one pixel (a batched FFT instead of a single one) then reshuffles the
+    noise of every later pixel. Here counts below ``POISSON_EXACT_BELOW`` come from the inverse CDF of one
+    uniform draw (exact), larger ones from ``round(rate + sqrt(rate) * z)``, whose error there is far below
+    what any network sees; a sample's noise then moves only where its rates move.
+    """
+    u = torch.rand(rate.shape, generator=generator, device=rate.device, dtype=torch.float64)
+    z = torch.randn(rate.shape, generator=generator, device=rate.device, dtype=rate.dtype)
+    out = (rate + rate.sqrt() * z).round().clamp_min(0.0)
+    low = rate < POISSON_EXACT_BELOW
+    lam = rate[low].double()
+    if lam.numel():
+        u_low = u[low]
+        term = torch.exp(-lam)
+        cdf = term.clone()
+        count = torch.zeros_like(lam)
+        for k in range(1, _POISSON_TERMS + 1):
+            beyond = u_low > cdf  # the draw lies beyond P(X <= k - 1): X >= k
+            if k % 8 == 0 and not bool(beyond.any()):
+                break
+            count += beyond
+            term = term * lam / k
+            cdf = cdf + term
+        out[low] = count.to(out.dtype)
+    return out
+
+
 def dual_pixel_noise(
     left: torch.Tensor, right: torch.Tensor, generator: torch.Generator, *, shot: float, read: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,7 +68,7 @@ def dual_pixel_noise(
     out = []
     for view in (left, right):
         scale = 2.0 * shot
-        photons = torch.poisson(view.clamp_min(0.0) / scale, generator=generator)
+        photons = poisson(view.clamp_min(0.0) / scale, generator)
         gauss = torch.randn(view.shape, generator=generator, device=view.device, dtype=view.dtype)
         out.append(photons * scale + gauss * (read * math.sqrt(2.0)))
     return out[0], out[1]
