@@ -72,8 +72,7 @@ class PsfStack:
     @classmethod
     def of(cls, psfs: Sequence[PsfParams], device: torch.device | str = "cpu") -> PsfStack:
         def col(name: str) -> torch.Tensor:
-            values = [float(getattr(p, name)) for p in psfs]
-            return torch.tensor(values, dtype=torch.float64).to(device=device, dtype=torch.float32)
+            return torch.tensor([float(getattr(p, name)) for p in psfs], dtype=torch.float32, device=device)
 
         return cls(
             edge_softness=col("edge_softness"),
