@@ -84,13 +84,19 @@ def _sync(device: torch.device) -> None:
 
 
 def time_batched(
-    crops: list[tuple[np.ndarray, int]], config: SynthConfig, device: torch.device, batch: int, *, jpeg: bool
+    crops: list[tuple[np.ndarray, int]],
+    config: SynthConfig,
+    device: torch.device,
+    batch: int,
+    *,
+    jpeg: bool,
+    chunk: int | None,
 ) -> float:
     """Seconds per sample of ``render_batch`` over ``crops`` in batches (crops start on the CPU, as in training)."""
 
     def run(part: list[tuple[np.ndarray, int]]) -> None:
         photos = torch.from_numpy(np.stack([c for c, _ in part])).to(device)
-        render_batch(photos, [s for _, s in part], config, jpeg=jpeg)
+        render_batch(photos, [s for _, s in part], config, jpeg=jpeg, chunk=chunk)
 
     run(crops[:batch])  # warm-up: FFT plans, CUDA context and kernels
     _sync(device)
@@ -108,6 +114,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="128,192,256")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--chunk", type=int, default=None, help="scenes per FFT pass (render_batch's default if unset)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sheet", type=Path, default=None, help="contact sheet of the last size's first 8 samples")
@@ -138,8 +145,8 @@ def main() -> None:
                 for i, smp in enumerate(samples):
                     write_sample(Path(tmp), "train", i, smp, bits=8, max_coc=config.max_coc)
                 write = (time.perf_counter() - t0) / n_single
-        per_batch = time_batched(crops, config, device, args.batch, jpeg=True)
-        per_nojpeg = time_batched(crops, config, device, args.batch, jpeg=False)
+        per_batch = time_batched(crops, config, device, args.batch, jpeg=True, chunk=args.chunk)
+        per_nojpeg = time_batched(crops, config, device, args.batch, jpeg=False, chunk=args.chunk)
         print(
             f"{size:4d}  {1 / per_single:12.2f}  {1 / per_batch:9.2f}  {1 / per_nojpeg:17.2f}"
             f"  {1 - per_nojpeg / per_batch:10.1%}  {write * 1000:8.0f}"

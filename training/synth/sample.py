@@ -99,13 +99,19 @@ class SampleBatch:
     params: tuple[SampleParams, ...]
 
 
-def render_batch(photos: torch.Tensor, seeds: Sequence[int], config: SynthConfig, *, jpeg: bool = True) -> SampleBatch:
+def render_batch(
+    photos: torch.Tensor, seeds: Sequence[int], config: SynthConfig, *, jpeg: bool = True, chunk: int | None = None
+) -> SampleBatch:
     """Render B samples from sRGB crops (B, 3, S, S) in [0, 1], S = ``config.source_size``, on their device.
 
     Sample b depends only on ``(photos[b], seeds[b])``, not on the rest of the batch (up to float rounding of
     batched FFTs), and is reproducible on one device; CPU and CUDA draw different noise. JPEG, drawn for
     ``config.jpeg_prob`` of the samples, is a Pillow round trip on the CPU (a device-to-host copy of those
     samples); ``jpeg=False`` skips it and records ``jpeg_quality=None`` in their parameters.
+
+    ``chunk`` scenes go through the layered FFT blur together; by default all of them on an accelerator, and
+    one at a time on the CPU, where the FFTs are the cost either way and a batch's (B, 2, 3, H, W) buffers
+    fall out of cache (batches of 8 measured 30 % slower per sample than one by one, benchmarks/synth_speed.py).
 
     Raises:
         ValueError: crops of the wrong shape, or not one seed per crop.
@@ -120,7 +126,17 @@ def render_batch(photos: torch.Tensor, seeds: Sequence[int], config: SynthConfig
     coc = torch.from_numpy(np.stack([sc.coc for sc in scenes]).astype(np.float32)).to(dev)
     gain = torch.tensor([p.sensor.highlight_gain for p in params], dtype=torch.float32, device=dev)
     scene = boost_highlights(srgb_to_linear(photos.float()), gain)
-    left, right, disparity = render_views(scene, coc, [p.psf for p in params], [sc.layers for sc in scenes])
+    step = chunk or (1 if dev.type == "cpu" else len(scenes))
+    parts = [
+        render_views(
+            scene[i : i + step],
+            coc[i : i + step],
+            [p.psf for p in params[i : i + step]],
+            [sc.layers for sc in scenes[i : i + step]],
+        )
+        for i in range(0, len(scenes), step)
+    ]
+    left, right, disparity = (torch.cat(t) for t in zip(*parts, strict=True))
     left, right = left[..., m:-m, m:-m], right[..., m:-m, m:-m]
     noisy = []
     for b, sc in enumerate(scenes):
