@@ -247,6 +247,14 @@ def test_live_batches_equal_the_per_item_patches() -> None:
             diff = (batch[k][j] - one[k]).abs()  # batched FFT rounding may tip a rare photon count by one
             assert float((diff > 1e-4).double().mean()) < 0.01 and float(diff.max()) < 0.05
     assert not torch.equal(batch["blur"][0], batch["blur"][1])
+    # what the loop calls: the same batches, drawn ahead by a worker process
+    ahead = live.batches(
+        StreamSampler(len(live), seed=1, start=8), 3, aug=aug, keys=keys, device=torch.device("cpu"), workers=1
+    )
+    for start in (8, 11):
+        group = [pair for pair, _ in zip(StreamSampler(len(live), seed=1, start=start), range(3), strict=False)]
+        want, got = live.batch(group, aug=aug, keys=keys, device=torch.device("cpu")), next(ahead)
+        assert all(torch.equal(got[k], want[k]) for k in keys)
     with pytest.raises(DataError, match="lacks"):
         live.batch(items, aug=aug, keys=("blur", "depth"), device=torch.device("cpu"))
 

@@ -9,7 +9,7 @@ its blur, so ``defocus`` is multiplied by the scale factor too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -124,16 +124,24 @@ def require_keys(raw: Mapping[str, torch.Tensor], keys: tuple[str, ...], index: 
 class BatchSource(Protocol):
     """A dataset that makes whole micro-batches itself, on the training device (e.g. live synthetic data).
 
-    ``batch`` gets the sampler's ``(index, seed)`` pairs and must return what ``Patches`` + a DataLoader
-    would: the stacked ``apply(base[index], aug, seed)`` patches, so that a batch stays a pure function of
-    the stream position and resume stays bit-exact. The loop uses it instead of a DataLoader.
+    ``batches`` gets the sampler's stream of ``(index, seed)`` pairs and must yield, for each consecutive
+    group of ``micro`` pairs, what ``Patches`` + a DataLoader would: the stacked ``apply(base[index], aug,
+    seed)`` patches, so that a batch stays a pure function of the stream position and resume stays bit-exact.
+    The loop uses it instead of a DataLoader; ``workers`` is the loop's ``--workers``.
     """
 
     def __len__(self) -> int: ...
 
-    def batch(
-        self, items: Sequence[tuple[int, int]], *, aug: Augment, keys: tuple[str, ...], device: torch.device
-    ) -> Sample: ...
+    def batches(
+        self,
+        stream: Iterable[tuple[int, int]],
+        micro: int,
+        *,
+        aug: Augment,
+        keys: tuple[str, ...],
+        device: torch.device,
+        workers: int = 0,
+    ) -> Iterator[Sample]: ...
 
 
 class Patches(Dataset[Sample]):

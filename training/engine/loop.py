@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from deblurcli.errors import DeviceError, UsageError
 from training.engine import distributed as D
-from training.engine.augment import Augment, BatchSource, Patches, Sample
+from training.engine.augment import BatchSource, Patches, Sample
 from training.engine.checkpoint import STATE_NAME, load_state, rng_state, save_state, set_rng_state
 from training.engine.export import export_weights
 from training.engine.runlog import CsvLog
@@ -77,15 +77,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _source_batches(
-    source: BatchSource, sampler: StreamSampler, micro: int, aug: Augment, keys: tuple[str, ...], device: torch.device
-) -> Iterator[Sample]:
-    """Micro-batches a ``BatchSource`` makes itself from the sampler's stream: what the DataLoader would give."""
-    stream = iter(sampler)
-    while True:
-        yield source.batch([next(stream) for _ in range(micro)], aug=aug, keys=keys, device=device)
 
 
 def _batches(loader: Iterable[dict[str, Any]], device: torch.device, channels_last: bool) -> Iterator[dict[str, Any]]:
@@ -220,8 +211,8 @@ def _train(
         len(data), seed=recipe.seed, rank=world.rank, world=world.size, start=step * recipe.batch
     )
     loader: Iterable[dict[str, Any]]
-    if isinstance(data, BatchSource):  # renders its batches on the training device; workers do not apply
-        loader = _source_batches(data, sampler, micro, recipe.augment(), recipe.keys, dev)
+    if isinstance(data, BatchSource):  # makes its batches itself, on the training device
+        loader = data.batches(sampler, micro, aug=recipe.augment(), keys=recipe.keys, device=dev, workers=workers)
     else:
         loader = DataLoader(
             Patches(data, recipe.augment(), keys=recipe.keys),

@@ -100,7 +100,13 @@ class SampleBatch:
 
 
 def render_batch(
-    photos: torch.Tensor, seeds: Sequence[int], config: SynthConfig, *, jpeg: bool = True, chunk: int | None = None
+    photos: torch.Tensor,
+    seeds: Sequence[int],
+    config: SynthConfig,
+    *,
+    jpeg: bool = True,
+    chunk: int | None = None,
+    scenes: Sequence[Scene] | None = None,
 ) -> SampleBatch:
     """Render B samples from sRGB crops (B, 3, S, S) in [0, 1], S = ``config.source_size``, on their device.
 
@@ -109,18 +115,23 @@ def render_batch(
     ``config.jpeg_prob`` of the samples, is a Pillow round trip on the CPU (a device-to-host copy of those
     samples); ``jpeg=False`` skips it and records ``jpeg_quality=None`` in their parameters.
 
-    ``chunk`` scenes go through the layered FFT blur together; by default all of them on an accelerator, and
-    one at a time on the CPU, where the FFTs are the cost either way and a batch's (B, 2, 3, H, W) buffers
-    fall out of cache (batches of 8 measured 30 % slower per sample than one by one, benchmarks/synth_speed.py).
+    ``scenes`` are the ``draw_scene`` results of ``seeds`` if the caller drew them already (e.g. in DataLoader
+    workers, while the device renders the previous batch). ``chunk`` scenes go through the layered FFT blur
+    together; by default all of them on an accelerator, and one at a time on the CPU, where the FFTs are the
+    cost either way and a batch's (B, 2, 3, H, W) buffers fall out of cache (batches of 8 measured 30 %
+    slower per sample than one by one, benchmarks/synth_speed.py).
 
     Raises:
-        ValueError: crops of the wrong shape, or not one seed per crop.
+        ValueError: crops of the wrong shape, not one seed per crop, or ``scenes`` of other seeds.
     """
     s, m = config.source_size, config.margin
     if photos.ndim != 4 or tuple(photos.shape[1:]) != (3, s, s) or len(seeds) != photos.shape[0]:
         raise ValueError(f"need crops (B, 3, {s}, {s}) and B seeds, got {tuple(photos.shape)} and {len(seeds)}")
     dev = photos.device
-    scenes = [draw_scene(int(seed), config) for seed in seeds]
+    if scenes is None:
+        scenes = [draw_scene(int(seed), config) for seed in seeds]
+    elif [sc.params.seed for sc in scenes] != [int(seed) for seed in seeds]:
+        raise ValueError("scenes were drawn for other seeds")
     params = [sc.params for sc in scenes]
     depth = torch.from_numpy(np.stack([sc.depth[m:-m, m:-m] for sc in scenes])).to(dev)
     coc = torch.from_numpy(np.stack([sc.coc for sc in scenes]).astype(np.float32)).to(dev)
