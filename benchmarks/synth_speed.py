@@ -6,9 +6,12 @@ Usage (after ``apt-get install -y plasma-workspace-wallpapers lomiri-wallpapers-
     python benchmarks/synth_speed.py -n 256 --sizes 128,192,256 --batch 16 --device cuda --per-sample 0
 
 For each size it reports samples/s of ``make_sample`` on the CPU (the ``data synth`` and DataLoader path,
-a batch of one), of ``render_batch`` on ``--device`` with batches of ``--batch`` (what ``live:`` training
-uses), and of ``render_batch`` with ``jpeg=False``; the difference is the CPU JPEG round trip of the samples
-that draw it. Photos are taken from shared/research/samples/photo_manifest.tsv (real photos only, greyscale
+a batch of one); of ``render_batch`` on ``--device`` with batches of ``--batch``, scene draws included;
+render-only: the same with the scenes drawn beforehand (what ``live:`` training does with ``--workers``);
+no-jpeg: render-only with ``jpeg=False`` (the difference is the CPU JPEG round trip of the ~20 % of samples
+that draw it); and the CPU cost of one scene's draws (depth map, lens, PSF, sensor) on one thread, which
+sets how many ``--workers`` keep a device busy: workers ~ draw seconds x render-only samples/s.
+Photos are taken from shared/research/samples/photo_manifest.tsv (real photos only, greyscale
 ``Grey`` skipped) where installed, else from skimage's astronaut. PNG writing (``data synth``) is timed
 separately, for the per-sample path.
 """
@@ -26,7 +29,7 @@ import skimage
 import torch
 from PIL import Image, ImageDraw
 
-from training.synth.sample import Sample, SynthConfig, make_sample, render_batch
+from training.synth.sample import Sample, Scene, SynthConfig, draw_scene, make_sample, render_batch
 from training.synth.sources import PhotoPool
 from training.synth.writer import write_sample
 
@@ -91,18 +94,24 @@ def time_batched(
     *,
     jpeg: bool,
     chunk: int | None,
+    scenes: list[Scene] | None = None,
 ) -> float:
-    """Seconds per sample of ``render_batch`` over ``crops`` in batches (crops start on the CPU, as in training)."""
+    """Seconds per sample of ``render_batch`` over ``crops`` in batches (crops start on the CPU, as in training).
 
-    def run(part: list[tuple[np.ndarray, int]]) -> None:
+    With ``scenes`` (drawn beforehand, as ``--workers`` do during training) only the device part is timed.
+    """
+
+    def run(i: int) -> None:
+        part = crops[i : i + batch]
         photos = torch.from_numpy(np.stack([c for c, _ in part])).to(device)
-        render_batch(photos, [s for _, s in part], config, jpeg=jpeg, chunk=chunk)
+        drawn = None if scenes is None else scenes[i : i + batch]
+        render_batch(photos, [s for _, s in part], config, jpeg=jpeg, chunk=chunk, scenes=drawn)
 
-    run(crops[:batch])  # warm-up: FFT plans, CUDA context and kernels
+    run(0)  # warm-up: FFT plans, CUDA context and kernels
     _sync(device)
     t0 = time.perf_counter()
     for i in range(0, len(crops), batch):
-        run(crops[i : i + batch])
+        run(i)
     _sync(device)
     return (time.perf_counter() - t0) / len(crops)
 
@@ -123,7 +132,7 @@ def main() -> None:
     device = torch.device(args.device)
     photos = installed_photos()
     print(f"photos: {len(photos)} files; device {device}, {args.threads} CPU thread(s), batch {args.batch}")
-    print("size  per-sample/s  batched/s  batched-no-jpeg/s  jpeg share  write ms")
+    print("size  per-sample/s  batched/s  render-only/s  no-jpeg/s  draw ms/scene  write ms")
     for size in (int(s) for s in args.sizes.split(",")):
         config = SynthConfig(size=size)
         pool = PhotoPool(photos, config.source_size)
@@ -145,11 +154,15 @@ def main() -> None:
                 for i, smp in enumerate(samples):
                     write_sample(Path(tmp), "train", i, smp, bits=8, max_coc=config.max_coc)
                 write = (time.perf_counter() - t0) / n_single
+        t0 = time.perf_counter()
+        scenes = [draw_scene(seed, config) for _, seed in crops]
+        draw = (time.perf_counter() - t0) / len(crops)
         per_batch = time_batched(crops, config, device, args.batch, jpeg=True, chunk=args.chunk)
-        per_nojpeg = time_batched(crops, config, device, args.batch, jpeg=False, chunk=args.chunk)
+        per_device = time_batched(crops, config, device, args.batch, jpeg=True, chunk=args.chunk, scenes=scenes)
+        per_nojpeg = time_batched(crops, config, device, args.batch, jpeg=False, chunk=args.chunk, scenes=scenes)
         print(
-            f"{size:4d}  {1 / per_single:12.2f}  {1 / per_batch:9.2f}  {1 / per_nojpeg:17.2f}"
-            f"  {1 - per_nojpeg / per_batch:10.1%}  {write * 1000:8.0f}"
+            f"{size:4d}  {1 / per_single:12.2f}  {1 / per_batch:9.2f}  {1 / per_device:14.2f}  {1 / per_nojpeg:9.2f}"
+            f"  {draw * 1000:12.0f}  {write * 1000:8.0f}"
         )
         if args.sheet is not None and samples:
             contact_sheet(samples[:8], args.sheet, config.max_coc)
