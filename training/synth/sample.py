@@ -149,12 +149,9 @@ def render_batch(
     ]
     left, right, disparity = (torch.cat(t) for t in zip(*parts, strict=True))
     left, right = left[..., m:-m, m:-m], right[..., m:-m, m:-m]
-    noisy = []
-    for b, sc in enumerate(scenes):
-        g = torch.Generator(device=dev).manual_seed(sc.noise_seed)
-        noisy.append(dual_pixel_noise(left[b], right[b], g, shot=sc.params.sensor.shot, read=sc.params.sensor.read))
-    left = torch.stack([n[0] for n in noisy])
-    right = torch.stack([n[1] for n in noisy])
+    generators = [torch.Generator(device=dev).manual_seed(sc.noise_seed) for sc in scenes]
+    shot, read = [p.sensor.shot for p in params], [p.sensor.read for p in params]
+    left, right = dual_pixel_noise(left, right, generators, shot=shot, read=read)
     views = torch.stack([0.5 * (left + right), left, right], dim=1)  # (B, 3 views, 3, s, s)
     views = linear_to_srgb(views)
     for b, p in enumerate(params):

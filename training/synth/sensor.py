@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -28,16 +29,27 @@ _POISSON_TERMS = 64  # P(X > 64 | mean 16) < 1e-18
 
 
 def poisson(rate: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Poisson draws of mean ``rate`` from exactly two random numbers per element.
+    """Poisson draws of mean ``rate`` from exactly two random numbers per element (see ``poisson_from``)."""
+    u, z = _poisson_draws(rate.shape, generator, rate.device, rate.dtype)
+    return poisson_from(rate, u, z)
+
+
+def _poisson_draws(
+    shape: torch.Size, generator: torch.Generator, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+    return u, torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+
+def poisson_from(rate: torch.Tensor, u: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Poisson counts of mean ``rate`` from one uniform ``u`` (float64) and one normal ``z`` per element.
 
     ``torch.poisson`` uses rejection sampling, so how many numbers it takes from the generator depends on the
     rates: a rounding-level change in one pixel (a batched FFT instead of a single one) then reshuffles the
-    noise of every later pixel. Here counts below ``POISSON_EXACT_BELOW`` come from the inverse CDF of one
-    uniform draw (exact), larger ones from ``round(rate + sqrt(rate) * z)``, whose error there is far below
-    what any network sees; a sample's noise then moves only where its rates move.
+    noise of every later pixel. Here counts below ``POISSON_EXACT_BELOW`` come from the inverse CDF of ``u``
+    (exact), larger ones from ``round(rate + sqrt(rate) * z)``, whose error there is far below what any
+    network sees; a sample's noise then moves only where its rates move.
     """
-    u = torch.rand(rate.shape, generator=generator, device=rate.device, dtype=torch.float64)
-    z = torch.randn(rate.shape, generator=generator, device=rate.device, dtype=rate.dtype)
     out = (rate + rate.sqrt() * z).round().clamp_min(0.0)
     low = rate < POISSON_EXACT_BELOW
     lam = rate[low].double()
@@ -58,19 +70,33 @@ def poisson(rate: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def dual_pixel_noise(
-    left: torch.Tensor, right: torch.Tensor, generator: torch.Generator, *, shot: float, read: float
+    left: torch.Tensor,
+    right: torch.Tensor,
+    generators: Sequence[torch.Generator],
+    *,
+    shot: Sequence[float],
+    read: Sequence[float],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Poisson-Gaussian noise on each half-pixel view of one scene, drawn from ``generator`` on their device.
+    """Poisson-Gaussian noise on the half-pixel views (B, 3, h, w) of B scenes; scene b draws from its generator.
 
     Each photodiode gets half the light, so its shot-noise scale is doubled and its read noise is sqrt(2)
-    larger; the combined view (L + R) / 2 then has exactly variance ``shot * x + read**2``.
+    larger; the combined view (L + R) / 2 then has exactly variance ``shot * x + read**2``. The random numbers
+    are drawn per scene (a fixed count each, so a scene's noise is a function of its own generator alone);
+    the arithmetic runs on the whole batch.
     """
+    dev, dtype = left.device, left.dtype
+    per_view: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [[], []]
+    for g in generators:
+        for v, view in enumerate((left, right)):  # per scene: left (u, z, read), then right
+            u, z = _poisson_draws(view.shape[1:], g, dev, dtype)
+            per_view[v].append((u, z, torch.randn(view.shape[1:], generator=g, device=dev, dtype=dtype)))
+    scale = 2.0 * torch.tensor(list(shot), dtype=dtype, device=dev)[:, None, None, None]
+    read_std = math.sqrt(2.0) * torch.tensor(list(read), dtype=dtype, device=dev)[:, None, None, None]
     out = []
-    for view in (left, right):
-        scale = 2.0 * shot
-        photons = poisson(view.clamp_min(0.0) / scale, generator)
-        gauss = torch.randn(view.shape, generator=generator, device=view.device, dtype=view.dtype)
-        out.append(photons * scale + gauss * (read * math.sqrt(2.0)))
+    for view, draws in zip((left, right), per_view, strict=True):
+        u, z, gauss = (torch.stack(t) for t in zip(*draws, strict=True))
+        photons = poisson_from(view.clamp_min(0.0) / scale, u, z)
+        out.append(photons * scale + gauss * read_std)
     return out[0], out[1]
 
 
