@@ -1,11 +1,19 @@
-"""Time the synthetic defocus generator on the installed Debian photos and draw a contact sheet.
+"""Time the synthetic defocus generator, one sample at a time and in batches, and draw a contact sheet.
 
 Usage (after ``apt-get install -y plasma-workspace-wallpapers lomiri-wallpapers-16.04 libjxl-testdata``)::
 
-    python benchmarks/synth_speed.py -n 200 --size 256 --sheet out/contact_sheet.png
+    python benchmarks/synth_speed.py -n 64 --sizes 128,192,256 --batch 16 --threads 2
+    python benchmarks/synth_speed.py -n 256 --sizes 128,192,256 --batch 16 --device cuda --per-sample 0
 
-Photos are taken from shared/research/samples/photo_manifest.tsv (real photos only, greyscale ``Grey``
-skipped) where installed, else from skimage's astronaut. Rendering is timed separately from PNG writing.
+For each size it reports samples/s of ``make_sample`` on the CPU (the ``data synth`` and DataLoader path,
+a batch of one); of ``render_batch`` on ``--device`` with batches of ``--batch``, scene draws included;
+render-only: the same with the scenes drawn beforehand (what ``live:`` training does with ``--workers``);
+no-jpeg: render-only with ``jpeg=False`` (the difference is the CPU JPEG round trip of the ~20 % of samples
+that draw it); and the CPU cost of one scene's draws (depth map, lens, PSF, sensor) on one thread, which
+sets how many ``--workers`` keep a device busy: workers ~ draw seconds x render-only samples/s.
+Photos are taken from shared/research/samples/photo_manifest.tsv (real photos only, greyscale
+``Grey`` skipped) where installed, else from skimage's astronaut. PNG writing (``data synth``) is timed
+separately, for the per-sample path.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import skimage
 import torch
 from PIL import Image, ImageDraw
 
-from training.synth.sample import Sample, SynthConfig, make_sample
+from training.synth.sample import Sample, Scene, SynthConfig, draw_scene, make_sample, render_batch
 from training.synth.sources import PhotoPool
 from training.synth.writer import write_sample
 
@@ -73,42 +81,93 @@ def contact_sheet(samples: list[Sample], path: Path, max_coc: float) -> None:
     sheet.save(path)
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_batched(
+    crops: list[tuple[np.ndarray, int]],
+    config: SynthConfig,
+    device: torch.device,
+    batch: int,
+    *,
+    jpeg: bool,
+    chunk: int | None,
+    scenes: list[Scene] | None = None,
+) -> float:
+    """Seconds per sample of ``render_batch`` over ``crops`` in batches (crops start on the CPU, as in training).
+
+    With ``scenes`` (drawn beforehand, as ``--workers`` do during training) only the device part is timed.
+    """
+
+    def run(i: int) -> None:
+        part = crops[i : i + batch]
+        photos = torch.from_numpy(np.stack([c for c, _ in part])).to(device)
+        drawn = None if scenes is None else scenes[i : i + batch]
+        render_batch(photos, [s for _, s in part], config, jpeg=jpeg, chunk=chunk, scenes=drawn)
+
+    run(0)  # warm-up: FFT plans, CUDA context and kernels
+    _sync(device)
+    t0 = time.perf_counter()
+    for i in range(0, len(crops), batch):
+        run(i)
+    _sync(device)
+    return (time.perf_counter() - t0) / len(crops)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-n", type=int, default=200)
-    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("-n", type=int, default=64, help="samples per size for the batched timings")
+    ap.add_argument("--per-sample", type=int, default=None, help="samples per size for make_sample (default -n)")
+    ap.add_argument("--sizes", default="128,192,256")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--chunk", type=int, default=None, help="scenes per FFT pass (render_batch's default if unset)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--sheet", type=Path, default=Path("out/contact_sheet.png"))
+    ap.add_argument("--sheet", type=Path, default=None, help="contact sheet of the last size's first 8 samples")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    config = SynthConfig(size=args.size)
+    device = torch.device(args.device)
     photos = installed_photos()
-    t0 = time.perf_counter()
-    pool = PhotoPool(photos, config.source_size)
-    t_pool = time.perf_counter() - t0
-    crops = []
-    for i in range(args.n):
-        rng = np.random.default_rng([args.seed, i])
-        crop, _ = pool.draw(rng)
-        crops.append((crop, int(rng.integers(2**63 - 1))))
-    t0 = time.perf_counter()
-    samples = [make_sample(c, s, config) for c, s in crops]
-    t_render = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory() as tmp:
+    print(f"photos: {len(photos)} files; device {device}, {args.threads} CPU thread(s), batch {args.batch}")
+    print("size  per-sample/s  batched/s  render-only/s  no-jpeg/s  draw ms/scene  write ms")
+    for size in (int(s) for s in args.sizes.split(",")):
+        config = SynthConfig(size=size)
+        pool = PhotoPool(photos, config.source_size)
+        crops = []
+        for i in range(max(args.n, args.batch)):
+            rng = np.random.default_rng([args.seed, i])
+            crop, _ = pool.draw(rng)
+            crops.append((crop.astype(np.float32), int(rng.integers(2**63 - 1))))
+        n_single = args.n if args.per_sample is None else args.per_sample
+        samples: list[Sample] = []
+        per_single, write = float("nan"), float("nan")
+        if n_single:
+            make_sample(*crops[0], config)
+            t0 = time.perf_counter()
+            samples = [make_sample(c, s, config) for c, s in crops[:n_single]]
+            per_single = (time.perf_counter() - t0) / n_single
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                for i, smp in enumerate(samples):
+                    write_sample(Path(tmp), "train", i, smp, bits=8, max_coc=config.max_coc)
+                write = (time.perf_counter() - t0) / n_single
         t0 = time.perf_counter()
-        for i, smp in enumerate(samples):
-            write_sample(Path(tmp), "train", i, smp, bits=8, max_coc=config.max_coc)
-        t_write = time.perf_counter() - t0
-    per = (t_render + t_write) / args.n
-    print(f"photos: {len(photos)} files, {len(pool.items)} usable (photo, scale) pairs; scan {t_pool:.1f} s")
-    print(
-        f"render: {args.n / t_render:.2f} samples/s ({t_render / args.n * 1000:.0f} ms each, {args.size}px)"
-    )
-    print(f"write 8-bit PNGs: {t_write / args.n * 1000:.0f} ms each")
-    print(f"total: {1 / per:.2f} samples/s -> 1000 samples in {1000 * per / 60:.1f} min (+ scan)")
-    contact_sheet(samples[:8], args.sheet, config.max_coc)
-    print(f"contact sheet: {args.sheet}")
+        scenes = [draw_scene(seed, config) for _, seed in crops]
+        draw = (time.perf_counter() - t0) / len(crops)
+        per_batch = time_batched(crops, config, device, args.batch, jpeg=True, chunk=args.chunk)
+        per_device = time_batched(crops, config, device, args.batch, jpeg=True, chunk=args.chunk, scenes=scenes)
+        per_nojpeg = time_batched(crops, config, device, args.batch, jpeg=False, chunk=args.chunk, scenes=scenes)
+        print(
+            f"{size:4d}  {1 / per_single:12.2f}  {1 / per_batch:9.2f}  {1 / per_device:14.2f}  {1 / per_nojpeg:9.2f}"
+            f"  {draw * 1000:12.0f}  {write * 1000:8.0f}"
+        )
+        if args.sheet is not None and samples:
+            contact_sheet(samples[:8], args.sheet, config.max_coc)
+    if args.sheet is not None:
+        print(f"contact sheet: {args.sheet}")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from training.synth.params import LensParams, PsfParams, coc_px
 from training.synth.psf import view_kernels
 from training.synth.render import render_scene
-from training.synth.sample import SynthConfig, make_sample
+from training.synth.sample import SynthConfig, make_sample, render_batch
+from training.synth.sensor import poisson
 from training.synth.sources import suspect_blocks
 
 PLAIN = PsfParams(
@@ -149,6 +151,47 @@ def test_make_sample_is_deterministic_per_seed() -> None:
     assert not np.array_equal(a.blurred, c.blurred)
     assert a.blurred.shape == (3, 64, 64) and a.coc.shape == (64, 64)
     assert np.abs(a.coc).max() <= 12.0
+
+
+def test_a_batch_renders_each_sample_as_alone() -> None:
+    """make_sample is render_batch of one: a sample depends on its crop and seed, not on its batch mates."""
+    cfg = SynthConfig(size=48, max_coc=10.0, n_layers=6, jpeg_prob=0.0)
+    s = cfg.source_size
+    img = _astronaut()
+    crops = [img[:, 30 * i : 30 * i + s, 200 : 200 + s].copy() for i in range(3)]
+    seeds = [11, 12, 13]
+    batch = render_batch(torch.from_numpy(np.stack(crops)), seeds, cfg, chunk=3)  # as on a GPU: one FFT batch
+    for b, (crop, seed) in enumerate(zip(crops, seeds, strict=True)):
+        one = make_sample(crop, seed, cfg)
+        assert batch.params[b] == one.params
+        for name in ("sharp", "coc", "disparity", "depth"):
+            np.testing.assert_allclose(getattr(batch, name)[b].numpy(), getattr(one, name), atol=1e-4, rtol=0)
+        for name in ("blurred", "left", "right"):  # FFT rounding may tip a rare photon count by one
+            diff = np.abs(getattr(batch, name)[b].numpy() - getattr(one, name))
+            assert float(np.mean(diff > 1e-4)) < 0.005 and float(diff.max()) < 0.05
+    jpeg_cfg = dataclasses.replace(cfg, jpeg_prob=1.0)
+    skipped = render_batch(torch.from_numpy(np.stack(crops[:1])), seeds[:1], jpeg_cfg, jpeg=False)
+    assert skipped.params[0].sensor.jpeg_quality is None
+    assert make_sample(crops[0], seeds[0], jpeg_cfg).params.sensor.jpeg_quality is not None
+    with pytest.raises(ValueError, match="B seeds"):
+        render_batch(torch.from_numpy(np.stack(crops)), seeds[:2], cfg)
+
+
+def test_shot_noise_is_poisson_and_moves_only_where_the_light_moves() -> None:
+    g = torch.Generator().manual_seed(0)
+    for lam in (0.4, 3.0, 15.0, 60.0):
+        x = poisson(torch.full((200_000,), lam), g).double()
+        assert abs(float(x.mean()) - lam) < 0.01 * lam + 0.01
+        assert abs(float(x.var()) - lam) < 0.03 * lam + 0.1  # the rounded Gaussian above 16 adds 1/12
+        assert bool((x == x.round()).all()) and float(x.min()) >= 0.0
+    small = poisson(torch.full((200_000,), 0.4), g)
+    assert abs(float((small == 0).double().mean()) - np.exp(-0.4)) < 0.01  # discrete at low light
+    rate = torch.rand(5000, generator=g) * 40.0
+    nudged = rate.clone()
+    nudged[7] += 1e-3
+    a = poisson(rate, torch.Generator().manual_seed(1))
+    b = poisson(nudged, torch.Generator().manual_seed(1))
+    assert int((a != b).sum()) <= 1
 
 
 def test_sharpness_mask_flags_real_blur() -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -218,3 +219,59 @@ def test_horizontal_flip_swaps_dual_pixel_views_and_rotation_is_refused() -> Non
     with pytest.raises(DataError, match="dual-pixel"):
         for seed in range(20):
             apply(sample, Augment(crop=0, rot90=True), seed)
+
+
+def _live(size: int = 32) -> Any:
+    skimage = pytest.importorskip("skimage")
+    from training.synth.live import LiveSynth
+    from training.synth.sample import SynthConfig
+
+    src = Path(os.path.dirname(skimage.__file__)) / "data" / "astronaut.png"
+    return LiveSynth.from_folders([src], config=SynthConfig(size=size, max_coc=6.0, n_layers=4), seed=3)
+
+
+def test_live_batches_equal_the_per_item_patches() -> None:
+    """The loop's batched path for live data is the DataLoader path (``Patches`` per item), rendered at once."""
+    from training.engine.augment import BatchSource, Patches
+
+    live = _live()
+    assert isinstance(live, BatchSource) and not isinstance(tiny_data(), BatchSource)
+    aug, keys = Augment(crop=16, flips=True, noise_p=1.0, gray_p=0.5, scale_p=0.5), ("blur", "sharp", "defocus")
+    items = [pair for pair, _ in zip(StreamSampler(len(live), seed=1, start=8), range(3), strict=False)]
+    batch = live.batch(items, aug=aug, keys=keys, device=torch.device("cpu"))
+    single = Patches(live, aug, keys=keys)
+    for j, item in enumerate(items):
+        one = single[item]
+        for k in keys:
+            assert batch[k].shape[0] == 3 and batch[k][j].shape == one[k].shape
+            diff = (batch[k][j] - one[k]).abs()  # batched FFT rounding may tip a rare photon count by one
+            assert float((diff > 1e-4).double().mean()) < 0.01 and float(diff.max()) < 0.05
+    assert not torch.equal(batch["blur"][0], batch["blur"][1])
+    # what the loop calls: the same batches, drawn ahead by a worker process
+    ahead = live.batches(
+        StreamSampler(len(live), seed=1, start=8), 3, aug=aug, keys=keys, device=torch.device("cpu"), workers=1
+    )
+    for start in (8, 11):
+        group = [pair for pair, _ in zip(StreamSampler(len(live), seed=1, start=start), range(3), strict=False)]
+        want, got = live.batch(group, aug=aug, keys=keys, device=torch.device("cpu")), next(ahead)
+        assert all(torch.equal(got[k], want[k]) for k in keys)
+    with pytest.raises(DataError, match="lacks"):
+        live.batch(items, aug=aug, keys=("blur", "depth"), device=torch.device("cpu"))
+
+
+def test_run_on_live_data_resumes_bit_exactly(tmp_path: Path) -> None:
+    live, recipe = _live(), TinyRecipe(iterations=2, batch=2, crop=16, milestone=1)
+    train(recipe, live, out=tmp_path / "full", device="cpu")
+
+    def interrupt(info: StepInfo) -> None:
+        if info.step == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, live, out=tmp_path / "cut", device="cpu", ckpt_every=100, on_step=interrupt)
+    train(recipe, live, out=tmp_path / "cut", device="cpu", resume=True)
+    assert len(losses(tmp_path / "full")) == 2
+    assert losses(tmp_path / "cut") == losses(tmp_path / "full")
+    full = read_tensors(tmp_path / "full" / "final.safetensors")
+    cut = read_tensors(tmp_path / "cut" / "final.safetensors")
+    assert all(torch.equal(full[k], cut[k]) for k in full)

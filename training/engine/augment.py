@@ -9,9 +9,9 @@ its blur, so ``defocus`` is multiplied by the scale factor too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ class Augment:
 
 def ifan_gray(image: torch.Tensor) -> torch.Tensor:
     """IFAN's greyscale: Rec.709 luma computed on sRGB values, then sRGB-encoded again (it brightens)."""
-    w = torch.tensor([0.2126, 0.7152, 0.07228], dtype=image.dtype).view(3, 1, 1)
+    w = torch.tensor([0.2126, 0.7152, 0.07228], dtype=image.dtype, device=image.device).view(3, 1, 1)
     return linear_to_srgb((image * w).sum(0, keepdim=True)).expand(3, -1, -1).clone()
 
 
@@ -95,7 +95,8 @@ def apply(sample: Mapping[str, torch.Tensor], aug: Augment, seed: int) -> Sample
         out = {k: ifan_gray(v) if k in IMAGE_KEYS else v for k, v in out.items()}
     if noisy:
         g = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        noise = torch.randn(out["blur"].shape, generator=g) * float(sigma)
+        # drawn on the CPU whatever the device, so that a patch has the same bits wherever it is augmented
+        noise = (torch.randn(out["blur"].shape, generator=g) * float(sigma)).to(out["blur"].device)
         out = {k: (v + noise).clamp(0.0, 1.0) if k in NOISY_KEYS else v for k, v in out.items()}
     dual = "left" in out or "right" in out
     if aug.flips:
@@ -112,6 +113,37 @@ def apply(sample: Mapping[str, torch.Tensor], aug: Augment, seed: int) -> Sample
     return {k: v.contiguous() for k, v in out.items()}
 
 
+def require_keys(raw: Mapping[str, torch.Tensor], keys: tuple[str, ...], index: int) -> None:
+    """Raises DataError if sample ``index`` lacks an entry the recipe needs."""
+    missing = [k for k in keys if k not in raw]
+    if missing:
+        raise DataError(f"training sample {index} lacks {', '.join(missing)} (this recipe needs them)")
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """A dataset that makes whole micro-batches itself, on the training device (e.g. live synthetic data).
+
+    ``batches`` gets the sampler's stream of ``(index, seed)`` pairs and must yield, for each consecutive
+    group of ``micro`` pairs, what ``Patches`` + a DataLoader would: the stacked ``apply(base[index], aug,
+    seed)`` patches, so that a batch stays a pure function of the stream position and resume stays bit-exact.
+    The loop uses it instead of a DataLoader; ``workers`` is the loop's ``--workers``.
+    """
+
+    def __len__(self) -> int: ...
+
+    def batches(
+        self,
+        stream: Iterable[tuple[int, int]],
+        micro: int,
+        *,
+        aug: Augment,
+        keys: tuple[str, ...],
+        device: torch.device,
+        workers: int = 0,
+    ) -> Iterator[Sample]: ...
+
+
 class Patches(Dataset[Sample]):
     """A dataset of full samples seen through ``apply``: indexed by the sampler's ``(index, seed)`` pairs."""
 
@@ -124,7 +156,5 @@ class Patches(Dataset[Sample]):
     def __getitem__(self, item: tuple[int, int]) -> Sample:
         index, seed = item
         raw = self.base[index]
-        missing = [k for k in self.keys if k not in raw]
-        if missing:
-            raise DataError(f"training sample {index} lacks {', '.join(missing)} (this recipe needs them)")
+        require_keys(raw, self.keys, index)
         return apply({k: raw[k] for k in self.keys}, self.aug, seed)

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from deblurcli.errors import DeviceError, UsageError
 from training.engine import distributed as D
-from training.engine.augment import Patches, Sample
+from training.engine.augment import BatchSource, Patches, Sample
 from training.engine.checkpoint import STATE_NAME, load_state, rng_state, save_state, set_rng_state
 from training.engine.export import export_weights
 from training.engine.runlog import CsvLog
@@ -79,7 +79,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _batches(loader: DataLoader[Any], device: torch.device, channels_last: bool) -> Iterator[dict[str, Any]]:
+def _batches(loader: Iterable[dict[str, Any]], device: torch.device, channels_last: bool) -> Iterator[dict[str, Any]]:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for batch in loader:
         yield {k: v.to(device, non_blocking=True).contiguous(memory_format=fmt) for k, v in batch.items()}
@@ -210,13 +210,17 @@ def _train(
     sampler = StreamSampler(
         len(data), seed=recipe.seed, rank=world.rank, world=world.size, start=step * recipe.batch
     )
-    loader = DataLoader(
-        Patches(data, recipe.augment(), keys=recipe.keys),
-        batch_size=micro,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=dev.type == "cuda",
-    )
+    loader: Iterable[dict[str, Any]]
+    if isinstance(data, BatchSource):  # makes its batches itself, on the training device
+        loader = data.batches(sampler, micro, aug=recipe.augment(), keys=recipe.keys, device=dev, workers=workers)
+    else:
+        loader = DataLoader(
+            Patches(data, recipe.augment(), keys=recipe.keys),
+            batch_size=micro,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=dev.type == "cuda",
+        )
     batches = _batches(loader, dev, channels_last)
 
     def validate_now() -> float | None:
