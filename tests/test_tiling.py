@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deblurcli.engine.tiling import TileTooSmallError, count_tiles, plan_cores, run_tiled, split_axis
+from deblurcli.engine.tiling import (
+    TileTooSmallError,
+    count_tiles,
+    plan_cores,
+    run_tiled,
+    split_axis,
+    tiling_overhead,
+)
 
 
 def conv_stack(layers: int, *, seed: int = 0) -> nn.Module:
@@ -165,3 +172,53 @@ def test_plan_cores_cover_the_image_exactly_once() -> None:
     for c in cores:
         cover[c.y0 : c.y1, c.x0 : c.x1] += 1
     assert torch.equal(cover, torch.ones_like(cover))
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap", "m"),
+    [(6000, 1024, 192, 8), (4000, 512, 96, 8), (1283, 256, 40, 1), (721, 300, 64, 8), (5000, 200, 0, 4)],
+)
+def test_grid_uses_the_fewest_equal_tiles(length: int, tile: int, overlap: int, m: int) -> None:
+    """Border cores are ``overlap`` wider (context on one side only), every tile is the same size up to one grid
+    step and at most ``tile``, and one tile fewer could not cover the axis."""
+    parts = split_axis(length, tile - 2 * overlap, m, overlap)
+    n = len(parts)
+    assert parts[0][0] == 0 and parts[-1][1] == length and all(a % m == 0 for a, _ in parts)
+    boxes = [(max(0, a - overlap), min(length, b + overlap)) for a, b in parts]
+    sizes = [-(-(b - a) // m) * m for a, b in boxes]  # padded to the size rule, as the method sees them
+    assert max(sizes) <= tile and max(sizes) - min(sizes) <= m
+    assert (n - 1) * (tile // m * m - 2 * overlap) + 2 * overlap < length  # n - 1 tiles are too few
+    if overlap:
+        inner = [b - a for a, b in parts[1:-1]]
+        assert n < 3 or parts[0][1] - parts[0][0] >= max(inner) + overlap - m
+
+
+def test_grid_area_is_the_minimum_for_the_tile_count() -> None:
+    """Along each axis n tiles cost length + 2 * overlap * (n - 1): the least any grid of n tiles spends."""
+    o = tiling_overhead(4000, 6000, tile=1024, overlap=192, multiple_of=8)
+    rows, cols = 6, 9  # ceil((4000 - 384) / 640), ceil((6000 - 384) / 640); the old rule gave 7 x 10
+    assert o.tiles == rows * cols and o.largest <= 1024
+    assert o.area_ratio == pytest.approx((4000 + 384 * (rows - 1)) * (6000 + 384 * (cols - 1)) / 24e6)
+
+
+def test_photo_no_larger_than_the_tile_is_one_tile() -> None:
+    """A 1280x720 frame with a 1280 px tile runs whole: context is only needed at inner tile boundaries."""
+    o = tiling_overhead(720, 1280, tile=1280, overlap=192, multiple_of=8)
+    assert (o.tiles, o.area_ratio, o.largest) == (1, 1.0, 1280)
+
+
+@pytest.mark.parametrize(("h", "w", "tile", "overlap", "m"), [(203, 157, 64, 8, 8), (150, 211, 64, 10, 1)])
+def test_overhead_matches_what_run_tiled_feeds(h: int, w: int, tile: int, overlap: int, m: int) -> None:
+    fed: list[tuple[int, int]] = []
+
+    def fn(t: torch.Tensor) -> dict[str, torch.Tensor]:
+        fed.append((t.shape[-2], t.shape[-1]))
+        return {"image": t}
+
+    x = torch.rand(1, 3, h, w)
+    out = run_tiled(fn, x, tile=tile, overlap=overlap, multiple_of=m)["image"]
+    torch.testing.assert_close(out, x)
+    o = tiling_overhead(h, w, tile=tile, overlap=overlap, multiple_of=m)
+    assert o.tiles == len(fed) == count_tiles(h, w, tile=tile, overlap=overlap, multiple_of=m)
+    assert o.area_ratio == pytest.approx(sum(a * b for a, b in fed) / (h * w))
+    assert o.largest == max(max(s) for s in fed) <= tile
