@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deblurcli.engine.device import BASE_BYTES, PHOTO_BYTES_PER_PIXEL, choose_tile, memory_budget, relative_speed
 from deblurcli.engine.tiling import (
     TileTooSmallError,
     count_tiles,
@@ -222,3 +223,53 @@ def test_overhead_matches_what_run_tiled_feeds(h: int, w: int, tile: int, overla
     assert o.tiles == len(fed) == count_tiles(h, w, tile=tile, overlap=overlap, multiple_of=m)
     assert o.area_ratio == pytest.approx(sum(a * b for a, b in fed) / (h * w))
     assert o.largest == max(max(s) for s in fed) <= tile
+
+
+def _auto(h: int, w: int, budget: int, speed: tuple[tuple[int, float], ...] = (), bpp: int = 1024) -> int:
+    return choose_tile(h, w, overlap=96, multiple_of=8, bytes_per_pixel=bpp, tile_speed=speed, budget_bytes=budget)
+
+
+def test_auto_tile_fits_the_budget_with_the_photo_buffers() -> None:
+    budget = 2 * 10**9
+    tile = _auto(4000, 6000, budget)
+    largest = tiling_overhead(4000, 6000, tile=tile, overlap=96, multiple_of=8).largest
+    assert BASE_BYTES + PHOTO_BYTES_PER_PIXEL * 24e6 + 1024 * largest**2 <= budget
+
+
+def test_auto_tile_with_flat_speed_spends_the_least_area_that_fits() -> None:
+    """Speed independent of the tile: the pick wastes no more area than the largest tile that fits, and
+    it is the smallest tile that does so (less memory for the same time)."""
+    budget = 2 * 10**9
+    tile = _auto(4000, 6000, budget)
+    room = budget - BASE_BYTES - PHOTO_BYTES_PER_PIXEL * 24e6
+    largest_fit = int((room / 1024) ** 0.5) // 8 * 8
+    area = tiling_overhead(4000, 6000, tile=tile, overlap=96, multiple_of=8).area_ratio
+    assert area == tiling_overhead(4000, 6000, tile=largest_fit, overlap=96, multiple_of=8).area_ratio
+    assert tiling_overhead(4000, 6000, tile=tile - 8, overlap=96, multiple_of=8).area_ratio > area
+
+
+def test_auto_tile_follows_the_measured_speed() -> None:
+    """A method much faster per pixel on small tiles gets smaller tiles than one with flat speed."""
+    budget = 4 * 10**9
+    flat = _auto(4000, 6000, budget)
+    steep = _auto(4000, 6000, budget, speed=((256, 1.0), (512, 1.2), (1024, 3.0)))
+    assert steep < flat
+    assert relative_speed(((256, 1.0), (512, 2.0)), 384) == pytest.approx(1.5)
+    assert relative_speed(((256, 1.0), (512, 2.0)), 4096) == 2.0
+
+
+def test_auto_tile_is_the_whole_frame_when_it_fits_and_the_smallest_when_nothing_does() -> None:
+    assert _auto(720, 1280, 10**10) == 1280
+    assert _auto(4000, 6000, 10**8) == 2 * 96 + 64
+
+
+def test_memory_budget_is_two_gb_unless_less_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    import deblurcli.engine.device as device
+
+    monkeypatch.delenv("DEFOCUS_CPU_BUDGET_BYTES", raising=False)
+    monkeypatch.setattr(device, "free_memory_bytes", lambda _d: 16 << 30)
+    assert memory_budget(torch.device("cpu")) == 2 * 10**9
+    monkeypatch.setattr(device, "free_memory_bytes", lambda _d: 10**9)
+    assert memory_budget(torch.device("cpu")) == int(10**9 * device.FREE_SHARE)
+    monkeypatch.setenv("DEFOCUS_CPU_BUDGET_BYTES", str(5 * 10**8))
+    assert memory_budget(torch.device("cpu")) == 5 * 10**8

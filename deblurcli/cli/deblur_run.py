@@ -333,7 +333,7 @@ def _to_stdout(path: Path) -> None:
 
 def _options(req: BatchRequest, console: Console) -> tuple[DeblurOptions, dict[str, object]]:
     """Device, precision and tiling; a method that runs in fp32 only ignores --precision with a note."""
-    from deblurcli.engine.device import auto_tile, pick_device, pick_dtype, set_cpu_threads
+    from deblurcli.engine.device import memory_budget, pick_device, pick_dtype, set_cpu_threads
     from deblurcli.methods.registry import get_method
     from deblurcli.pipeline import DeblurOptions
 
@@ -346,13 +346,10 @@ def _options(req: BatchRequest, console: Console) -> tuple[DeblurOptions, dict[s
             console.print(f"note: {req.method} runs in fp32 only; --precision {precision} ignored")
         precision = "fp32"
     dtype = pick_dtype(precision, device, supports_half=spec.supports_half)
-    tile: int | None = None
-    if req.tile == "auto":
-        tile = auto_tile(bytes_per_pixel=spec.bytes_per_pixel, dtype=dtype, device=device, multiple_of=spec.multiple_of)
-    elif req.tile is not None:
-        tile = int(req.tile)
+    tile = int(req.tile) if req.tile not in (None, "auto") else None
     opts = DeblurOptions(
         tile=tile,
+        tile_budget=memory_budget(device) if req.tile == "auto" else None,
         overlap=req.overlap,
         strength=req.strength,
         bokeh=req.bokeh,

@@ -179,7 +179,8 @@ def run_tiled(
     """
     _, _, height, width = image.shape
     m = max(1, multiple_of)
-    queue, overlap = _plan(height, width, tile, overlap, m)
+    rows, cols, overlap = _plan(height, width, tile, overlap, m)
+    queue = [Core(y0, y1, x0, x1) for y0, y1 in rows for x0, x1 in cols]
     if tile is None or tile >= max(height, width) + 2 * overlap:
         tile = (math.ceil(max(height, width) / m) + 2 * overlap // m) * m
     tile = tile // m * m
@@ -247,16 +248,22 @@ class TilingOverhead:
     largest: int
 
 
-def _plan(height: int, width: int, tile: int | None, overlap: int, multiple_of: int) -> tuple[list[Core], int]:
-    """The cores ``run_tiled`` starts from and the overlap it uses (rounded up to the size rule)."""
+Span = tuple[int, int]
+
+
+def _plan(
+    height: int, width: int, tile: int | None, overlap: int, multiple_of: int
+) -> tuple[list[Span], list[Span], int]:
+    """Row and column core spans ``run_tiled`` starts from (its cores are their product) and the overlap it
+    uses (rounded up to the size rule)."""
     m = max(1, multiple_of)
     overlap = math.ceil(max(0, overlap) / m) * m
     if tile is None or tile >= max(height, width) + 2 * overlap:
-        return [Core(0, height, 0, width)], overlap
+        return [(0, height)], [(0, width)], overlap
     core_max = tile // m * m - 2 * overlap
     if core_max < m:
         raise TileTooSmallError(f"tile {tile} px leaves no room beside {overlap} px of overlap on each side")
-    return plan_cores(height, width, core_max=core_max, multiple_of=m, overlap=overlap), overlap
+    return split_axis(height, core_max, m, overlap), split_axis(width, core_max, m, overlap), overlap
 
 
 def tiling_overhead(height: int, width: int, *, tile: int | None, overlap: int, multiple_of: int = 1) -> TilingOverhead:
@@ -266,16 +273,21 @@ def tiling_overhead(height: int, width: int, *, tile: int | None, overlap: int, 
         TileTooSmallError: ``tile`` leaves no room beside the context.
     """
     m = max(1, multiple_of)
-    cores, overlap = _plan(height, width, tile, overlap, m)
-    area, largest = 0, 0
-    for core in cores:
-        y0, y1, x0, x1 = tile_box(core, height, width, overlap)
-        h, w = math.ceil((y1 - y0) / m) * m, math.ceil((x1 - x0) / m) * m
-        area += h * w
-        largest = max(largest, h, w)
-    return TilingOverhead(tiles=len(cores), area_ratio=area / (height * width), largest=largest)
+    rows, cols, overlap = _plan(height, width, tile, overlap, m)
+
+    def extents(spans: list[Span], length: int) -> list[int]:
+        """Each tile's length along one axis: context clipped at the photo, padded to the size rule."""
+        return [math.ceil((min(length, b + overlap) - max(0, a - overlap)) / m) * m for a, b in spans]
+
+    heights, widths = extents(rows, height), extents(cols, width)
+    return TilingOverhead(
+        tiles=len(rows) * len(cols),
+        area_ratio=sum(heights) * sum(widths) / (height * width),
+        largest=max(*heights, *widths),
+    )
 
 
 def count_tiles(height: int, width: int, *, tile: int | None, overlap: int, multiple_of: int = 1) -> int:
     """How many tiles ``run_tiled`` plans before any OOM split (for progress bars and logs)."""
-    return len(_plan(height, width, tile, overlap, multiple_of)[0])
+    rows, cols, _ = _plan(height, width, tile, overlap, multiple_of)
+    return len(rows) * len(cols)
