@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -273,3 +275,28 @@ def test_memory_budget_is_two_gb_unless_less_is_free(monkeypatch: pytest.MonkeyP
     assert memory_budget(torch.device("cpu")) == int(10**9 * device.FREE_SHARE)
     monkeypatch.setenv("DEFOCUS_CPU_BUDGET_BYTES", str(5 * 10**8))
     assert memory_budget(torch.device("cpu")) == 5 * 10**8
+
+
+def test_cli_tile_auto_plans_per_photo_within_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--tile auto`` reaches the run: a budget below the process's own size leaves the smallest useful tile
+    (2 x 64 px context + a 64 px core for classic), so a 300x200 photo runs as 2 x 3 tiles instead of one."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from deblurcli.cli import app
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    monkeypatch.setenv("DEFOCUS_CPU_BUDGET_BYTES", str(10**8))
+    runs = {}
+    for tile in ("auto", None):
+        args = ["deblur", str(tmp_path / "p.png"), "-o", str(tmp_path / "out"), "--method", "classic"]
+        args += ["--overwrite", "-q", "--json", *(["--tile", tile] if tile else [])]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        runs[tile] = json.loads(result.stdout)["files"][0]["tiles"]
+    assert runs == {"auto": count_tiles(200, 300, tile=192, overlap=64), None: 1}
+    assert runs["auto"] == 6
