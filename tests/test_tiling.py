@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deblurcli.engine.tiling import TileTooSmallError, count_tiles, plan_cores, run_tiled, split_axis
+from deblurcli.engine.device import BASE_BYTES, PHOTO_BYTES_PER_PIXEL, choose_tile, memory_budget, relative_speed
+from deblurcli.engine.tiling import (
+    TileTooSmallError,
+    count_tiles,
+    plan_cores,
+    run_tiled,
+    split_axis,
+    tiling_overhead,
+)
 
 
 def conv_stack(layers: int, *, seed: int = 0) -> nn.Module:
@@ -165,3 +175,128 @@ def test_plan_cores_cover_the_image_exactly_once() -> None:
     for c in cores:
         cover[c.y0 : c.y1, c.x0 : c.x1] += 1
     assert torch.equal(cover, torch.ones_like(cover))
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap", "m"),
+    [(6000, 1024, 192, 8), (4000, 512, 96, 8), (1283, 256, 40, 1), (721, 300, 64, 8), (5000, 200, 0, 4)],
+)
+def test_grid_uses_the_fewest_equal_tiles(length: int, tile: int, overlap: int, m: int) -> None:
+    """Border cores are ``overlap`` wider (context on one side only), every tile is the same size up to one grid
+    step and at most ``tile``, and one tile fewer could not cover the axis."""
+    parts = split_axis(length, tile - 2 * overlap, m, overlap)
+    n = len(parts)
+    assert parts[0][0] == 0 and parts[-1][1] == length and all(a % m == 0 for a, _ in parts)
+    boxes = [(max(0, a - overlap), min(length, b + overlap)) for a, b in parts]
+    sizes = [-(-(b - a) // m) * m for a, b in boxes]  # padded to the size rule, as the method sees them
+    assert max(sizes) <= tile and max(sizes) - min(sizes) <= m
+    assert (n - 1) * (tile // m * m - 2 * overlap) + 2 * overlap < length  # n - 1 tiles are too few
+    if overlap:
+        inner = [b - a for a, b in parts[1:-1]]
+        assert n < 3 or parts[0][1] - parts[0][0] >= max(inner) + overlap - m
+
+
+def test_grid_area_is_the_minimum_for_the_tile_count() -> None:
+    """Along each axis n tiles cost length + 2 * overlap * (n - 1): the least any grid of n tiles spends."""
+    o = tiling_overhead(4000, 6000, tile=1024, overlap=192, multiple_of=8)
+    rows, cols = 6, 9  # ceil((4000 - 384) / 640), ceil((6000 - 384) / 640); the old rule gave 7 x 10
+    assert o.tiles == rows * cols and o.largest <= 1024
+    assert o.area_ratio == pytest.approx((4000 + 384 * (rows - 1)) * (6000 + 384 * (cols - 1)) / 24e6)
+
+
+def test_photo_no_larger_than_the_tile_is_one_tile() -> None:
+    """A 1280x720 frame with a 1280 px tile runs whole: context is only needed at inner tile boundaries."""
+    o = tiling_overhead(720, 1280, tile=1280, overlap=192, multiple_of=8)
+    assert (o.tiles, o.area_ratio, o.largest) == (1, 1.0, 1280)
+
+
+@pytest.mark.parametrize(("h", "w", "tile", "overlap", "m"), [(203, 157, 64, 8, 8), (150, 211, 64, 10, 1)])
+def test_overhead_matches_what_run_tiled_feeds(h: int, w: int, tile: int, overlap: int, m: int) -> None:
+    fed: list[tuple[int, int]] = []
+
+    def fn(t: torch.Tensor) -> dict[str, torch.Tensor]:
+        fed.append((t.shape[-2], t.shape[-1]))
+        return {"image": t}
+
+    x = torch.rand(1, 3, h, w)
+    out = run_tiled(fn, x, tile=tile, overlap=overlap, multiple_of=m)["image"]
+    torch.testing.assert_close(out, x)
+    o = tiling_overhead(h, w, tile=tile, overlap=overlap, multiple_of=m)
+    assert o.tiles == len(fed) == count_tiles(h, w, tile=tile, overlap=overlap, multiple_of=m)
+    assert o.area_ratio == pytest.approx(sum(a * b for a, b in fed) / (h * w))
+    assert o.largest == max(max(s) for s in fed) <= tile
+
+
+def _auto(h: int, w: int, budget: int, speed: tuple[tuple[int, float], ...] = (), bpp: int = 1024) -> int:
+    return choose_tile(h, w, overlap=96, multiple_of=8, bytes_per_pixel=bpp, tile_speed=speed, budget_bytes=budget)
+
+
+def test_auto_tile_fits_the_budget_with_the_photo_buffers() -> None:
+    budget = 2 * 10**9
+    tile = _auto(4000, 6000, budget)
+    largest = tiling_overhead(4000, 6000, tile=tile, overlap=96, multiple_of=8).largest
+    assert BASE_BYTES + PHOTO_BYTES_PER_PIXEL * 24e6 + 1024 * largest**2 <= budget
+
+
+def test_auto_tile_with_flat_speed_spends_the_least_area_that_fits() -> None:
+    """Speed independent of the tile: the pick wastes no more area than the largest tile that fits, and
+    it is the smallest tile that does so (less memory for the same time)."""
+    budget = 2 * 10**9
+    tile = _auto(4000, 6000, budget)
+    room = budget - BASE_BYTES - PHOTO_BYTES_PER_PIXEL * 24e6
+    largest_fit = int((room / 1024) ** 0.5) // 8 * 8
+    area = tiling_overhead(4000, 6000, tile=tile, overlap=96, multiple_of=8).area_ratio
+    assert area == tiling_overhead(4000, 6000, tile=largest_fit, overlap=96, multiple_of=8).area_ratio
+    assert tiling_overhead(4000, 6000, tile=tile - 8, overlap=96, multiple_of=8).area_ratio > area
+
+
+def test_auto_tile_follows_the_measured_speed() -> None:
+    """A method much faster per pixel on small tiles gets smaller tiles than one with flat speed."""
+    budget = 4 * 10**9
+    flat = _auto(4000, 6000, budget)
+    steep = _auto(4000, 6000, budget, speed=((256, 1.0), (512, 1.2), (1024, 3.0)))
+    assert steep < flat
+    assert relative_speed(((256, 1.0), (512, 2.0)), 384) == pytest.approx(1.5)
+    assert relative_speed(((256, 1.0), (512, 2.0)), 4096) == 2.0
+
+
+def test_auto_tile_is_the_whole_frame_when_it_fits_and_the_smallest_when_nothing_does() -> None:
+    assert _auto(720, 1280, 10**10) == 1280
+    assert _auto(4000, 6000, 10**8) == 2 * 96 + 64
+
+
+def test_memory_budget_is_two_gb_unless_less_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    import deblurcli.engine.device as device
+
+    monkeypatch.delenv("DEFOCUS_CPU_BUDGET_BYTES", raising=False)
+    monkeypatch.setattr(device, "free_memory_bytes", lambda _d: 16 << 30)
+    assert memory_budget(torch.device("cpu")) == 2 * 10**9
+    monkeypatch.setattr(device, "free_memory_bytes", lambda _d: 10**9)
+    assert memory_budget(torch.device("cpu")) == int(10**9 * device.FREE_SHARE)
+    monkeypatch.setenv("DEFOCUS_CPU_BUDGET_BYTES", str(5 * 10**8))
+    assert memory_budget(torch.device("cpu")) == 5 * 10**8
+
+
+def test_cli_tile_auto_plans_per_photo_within_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--tile auto`` reaches the run: a budget below the process's own size leaves the smallest useful tile
+    (2 x 64 px context + a 64 px core for classic), so a 300x200 photo runs as 2 x 3 tiles instead of one."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from deblurcli.cli import app
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    monkeypatch.setenv("DEFOCUS_CPU_BUDGET_BYTES", str(10**8))
+    runs = {}
+    for tile in ("auto", None):
+        args = ["deblur", str(tmp_path / "p.png"), "-o", str(tmp_path / "out"), "--method", "classic"]
+        args += ["--overwrite", "-q", "--json", *(["--tile", tile] if tile else [])]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        runs[tile] = json.loads(result.stdout)["files"][0]["tiles"]
+    assert runs == {"auto": count_tiles(200, 300, tile=192, overlap=64), None: 1}
+    assert runs["auto"] == 6

@@ -498,12 +498,12 @@ def _options(req: BatchRequest, console: Console, rank: Rank) -> tuple[DeblurOpt
     """Options shared by every device, and each device's own load arguments; a method that runs in fp32 only
     ignores --precision with a note.
 
-    ``--tile auto`` takes the smallest tile any device can afford, so that every device tiles alike and a
+    ``--tile auto`` plans with the smallest memory budget of the devices, so that every device tiles alike and a
     sharded batch writes the same bytes as one device would.
     """
     import torch
 
-    from deblurcli.engine.device import auto_tile, pick_device, pick_dtype, set_cpu_threads
+    from deblurcli.engine.device import memory_budget, pick_device, pick_dtype, set_cpu_threads
     from deblurcli.methods.registry import get_method
     from deblurcli.pipeline import DeblurOptions
 
@@ -522,21 +522,10 @@ def _options(req: BatchRequest, console: Console, rank: Rank) -> tuple[DeblurOpt
         {"device": device, "dtype": pick_dtype(precision, device, supports_half=spec.supports_half)}
         for device in devices
     ]
-    tile: int | None = None
-    if req.tile == "auto":
-        tile = min(
-            auto_tile(
-                bytes_per_pixel=spec.bytes_per_pixel,
-                dtype=lane["dtype"],  # type: ignore[arg-type]
-                device=lane["device"],  # type: ignore[arg-type]
-                multiple_of=spec.multiple_of,
-            )
-            for lane in lanes
-        )
-    elif req.tile is not None:
-        tile = int(req.tile)
+    tile = int(req.tile) if req.tile not in (None, "auto") else None
     opts = DeblurOptions(
         tile=tile,
+        tile_budget=min(memory_budget(d) for d in devices) if req.tile == "auto" else None,
         overlap=req.overlap,
         strength=req.strength,
         bokeh=req.bokeh,

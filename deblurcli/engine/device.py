@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from deblurcli.engine.tiling import tiling_overhead
 from deblurcli.errors import DeviceError
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -82,23 +85,92 @@ def free_memory_bytes(device: torch.device) -> int:
     return 4 << 30
 
 
-def auto_tile(
-    *, bytes_per_pixel: int, dtype: torch.dtype, device: torch.device, multiple_of: int, budget: float = 0.5
-) -> int:
-    """Largest square tile whose working memory fits in ``budget`` of the free memory.
+#: memory a whole ``--tile auto`` run may take on the CPU, photo buffers included (issue 15's budget); the
+#: environment variable ``DEFOCUS_CPU_BUDGET_BYTES`` overrides it, and less free memory lowers it
+DEFAULT_CPU_BUDGET_BYTES = 2 * 10**9
+#: share of the free memory a run may plan for, leaving the rest to the allocator's slack and other programs
+FREE_SHARE = 0.8
+#: whole-photo float32 buffers alive while tiles run: decoded photo, model input and assembled result (12 B per
+#: pixel each) and one map (4 B). The pipeline's later peak (about 64 B/px while the result is converted back,
+#: README "Memory") does not depend on the tile, so it is not the tile's business.
+PHOTO_BYTES_PER_PIXEL = 40
+#: RSS before the first tile: interpreter, torch, codecs and weights (benchmarks/pipeline_rss.py --stub at 1 MP
+#: peaked at 0.31 GiB, photo buffers included)
+BASE_BYTES = 330 * 2**20
+#: the smallest core ``--tile auto`` considers: below it the context dominates every tile
+MIN_CORE = 64
 
-    ``bytes_per_pixel`` is the method's measured fp32 peak per input pixel; half precision halves it. The
-    result is clamped to [128, 4096]: smaller tiles waste time on context, larger ones gain nothing.
-    The CPU budget is also capped at 8 GiB so that a batch leaves the machine usable.
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes a ``--tile auto`` run plans for: on a GPU most of its free memory (the photo stays on the host);
+    on the CPU the default 2 GB (or ``DEFOCUS_CPU_BUDGET_BYTES``), lowered when less memory is free."""
+    free = int(free_memory_bytes(device) * FREE_SHARE)
+    if device.type == "cuda":
+        return free
+    return min(free, int(os.environ.get("DEFOCUS_CPU_BUDGET_BYTES", DEFAULT_CPU_BUDGET_BYTES)))
+
+
+def relative_speed(tile_speed: Sequence[tuple[int, float]], edge: int) -> float:
+    """Seconds per tile megapixel at ``edge``, relative, interpolated in the method's measured table and flat
+    beyond its ends (1.0 everywhere when nothing was measured)."""
+    if not tile_speed:
+        return 1.0
+    points = sorted(tile_speed)
+    if edge <= points[0][0]:
+        return points[0][1]
+    for (e0, s0), (e1, s1) in zip(points[:-1], points[1:], strict=True):
+        if edge <= e1:
+            return s0 + (s1 - s0) * (edge - e0) / (e1 - e0)
+    return points[-1][1]
+
+
+def choose_tile(
+    height: int,
+    width: int,
+    *,
+    overlap: int,
+    multiple_of: int,
+    bytes_per_pixel: int,
+    tile_speed: Sequence[tuple[int, float]],
+    budget_bytes: int,
+    half: bool = False,
+    shares_host_memory: bool = True,
+) -> int:
+    """The tile edge that minimises a photo's run time within ``budget_bytes``: what ``--tile auto`` runs.
+
+    Time is modelled as (tile area the grid feeds the method, ``tiling_overhead``) x (seconds per tile
+    megapixel at that edge, ``relative_speed`` of the method's measured ``tile_speed``): larger tiles waste
+    less on context, smaller ones often run faster per pixel (caches). Memory is the method's
+    ``bytes_per_pixel`` (fp32; half precision halves it) times the largest tile, plus, when the tile runs in
+    host memory, the process and the photo's own buffers (``BASE_BYTES``, ``PHOTO_BYTES_PER_PIXEL``). Only the
+    smallest tile of each possible tile count is a candidate: a larger one with the same count costs the same
+    area and more memory. When even the smallest useful tile (a ``MIN_CORE`` px core) does not fit, that one
+    is returned and the out-of-memory fallback of ``run_tiled`` has the last word.
     """
-    free = free_memory_bytes(device)
-    if device.type != "cuda":
-        free = min(free, int(os.environ.get("DEFOCUS_CPU_BUDGET_BYTES", 8 << 30)))
-    per_pixel = bytes_per_pixel * (0.5 if dtype in (torch.float16, torch.bfloat16) else 1.0)
-    side = int((free * budget / max(per_pixel, 1.0)) ** 0.5)
-    side = max(128, min(4096, side))
     m = max(1, multiple_of)
-    return max(m, side // m * m)
+    overlap = math.ceil(max(0, overlap) / m) * m
+    per_pixel = bytes_per_pixel * (0.5 if half else 1.0)
+    fixed = BASE_BYTES + PHOTO_BYTES_PER_PIXEL * height * width if shares_host_memory else 0
+    smallest = math.ceil((2 * overlap + MIN_CORE) / m) * m
+    whole = math.ceil(max(height, width) / m) * m
+    largest = min(whole, int((max(0, budget_bytes - fixed) / max(per_pixel, 1.0)) ** 0.5) // m * m)
+    if largest <= smallest:
+        return min(smallest, whole)
+    candidates = {largest}
+    for length in (height, width):
+        units = math.ceil(length / m)
+        for count in range(1, units + 1):
+            edge = math.ceil((units * m + 2 * overlap * (count - 1)) / count / m) * m
+            if edge < smallest:
+                break
+            if edge <= largest:
+                candidates.add(edge)
+
+    def cost(edge: int) -> tuple[float, int]:
+        plan = tiling_overhead(height, width, tile=edge, overlap=overlap, multiple_of=m)
+        return plan.area_ratio * relative_speed(tile_speed, plan.largest), edge
+
+    return min(candidates, key=cost)
 
 
 def _mps_available() -> bool:

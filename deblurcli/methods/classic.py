@@ -315,7 +315,13 @@ SPEC = MethodSpec(
     receptive_field=64,
     maps=("defocus",),
     map_units={"defocus": "blur radius, px"},
-    default_tile=512,
+    # What --tile auto picks for a 24 MP photo within 2 GB end to end (choose_tile); 1280x720 gets 512.
+    default_tile=520,
+    # Peak RSS growth per input pixel: 323 B at 512x512, 251 at 1024x1024 (benchmarks/tile_speed.py --memory).
     bytes_per_pixel=400,
+    # Seconds per tile MP relative to the fastest edge: 7.4 s/MP at 256 px, 8.5 at 512, 13.5 at 768, 18.2 at
+    # 1024 (benchmarks/tile_speed.py, 1 thread, edges interleaved in one process, median of 3, on the shared
+    # 2-core machine under a training job: rough ratios). The FFTs of larger tiles leave the caches.
+    tile_speed=((256, 1.0), (512, 1.14), (768, 1.81), (1024, 2.45)),
     supports_half=False,
 )

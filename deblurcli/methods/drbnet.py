@@ -115,8 +115,14 @@ SPEC = MethodSpec(
     weights=("drbnet",),
     convert=convert_drbnet_checkpoint,
     infer_hparams=infer_hparams,
-    default_tile=512,
+    # What --tile auto picks for a 24 MP photo within 2 GB end to end (choose_tile); 1280x720 gets 736.
+    default_tile=560,
     # Peak RSS growth per input pixel, fp32 CPU inference, torch 2.13: 2065 B/px at 512x512, 1832 at 768x768
-    # (ru_maxrss after minus before one forward under inference_mode, fresh process per size).
+    # (ru_maxrss after minus before one forward under inference_mode, fresh process per size); re-measured
+    # 2204 at 512 with benchmarks/tile_speed.py --memory.
     bytes_per_pixel=2200,
+    # Seconds per tile MP relative to the fastest edge: 167 s/MP at 256 px, 170 at 512, 195 at 768
+    # (benchmarks/tile_speed.py, fp32, 1 thread, edges interleaved in one process, median of 2, on the shared
+    # 2-core machine under a training job: rough ratios).
+    tile_speed=((256, 1.0), (512, 1.02), (768, 1.17)),
 )

@@ -116,10 +116,15 @@ SPEC = MethodSpec(
     weights=("ifan",),
     convert=convert_ifan_checkpoint,
     infer_hparams=infer_hparams,
-    # A 1024 px tile with 192 px context runs ~2 MP: about 2 GB at fp32 (benchmarks/iac_memory.py).
-    default_tile=1024,
-    # measured: 957 B extra peak RSS per input pixel for the whole forward at 1280x720, fp32, CPU
-    bytes_per_pixel=1024,
+    # What --tile auto picks for a 24 MP photo within 2 GB end to end (choose_tile); 1280x720 gets 832.
+    default_tile=760,
+    # Peak RSS growth per input pixel, fp32 CPU: 957 B at 1280x720, 1177 at 512x512 (benchmarks/tile_speed.py
+    # --memory, fresh process); the larger figure, as --tile auto runs tiles of 500-800 px.
+    bytes_per_pixel=1180,
+    # Seconds per tile MP relative to the fastest edge: 97 s/MP at 256 px, 110 at 512, 166 at 768
+    # (benchmarks/tile_speed.py, fp32, 1 thread, edges interleaved in one process, median of 2, on the shared
+    # 2-core machine under a training job: rough ratios). Smaller tiles run faster per pixel (cache).
+    tile_speed=((256, 1.0), (512, 1.14), (768, 1.71)),
     # Not verified on the released weights; with the seeded weights fp16 gives 40 dB and bf16 37 dB
     # against fp32 (max errors 0.10 / 0.22), as 17 IAC iterations amplify rounding.
     supports_half=False,

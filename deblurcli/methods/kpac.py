@@ -234,7 +234,13 @@ SPEC = MethodSpec(
     convert=convert_kpac,
     infer_hparams=infer_state_hparams,
     # Larger tiles keep the global shape attention close to its whole-image value; the model is light.
-    default_tile=768,
-    # Peak RSS growth per input pixel, fp32 CPU inference, 2 levels: 1422 B/px at 512^2, 1266 at 1024^2.
+    # What --tile auto picks for a 24 MP photo within 2 GB end to end (choose_tile); 1280x720 gets 736.
+    default_tile=680,
+    # Peak RSS growth per input pixel, fp32 CPU inference, 2 levels: 1422 B/px at 512^2, 1266 at 1024^2
+    # (re-measured 1375 at 512 with benchmarks/tile_speed.py --memory).
     bytes_per_pixel=1500,
+    # Seconds per tile MP relative to the fastest edge: 61 s/MP at 256 px, 102 at 512, 98 at 768
+    # (benchmarks/tile_speed.py, fp32, 1 thread, edges interleaved in one process, median of 2, on the shared
+    # 2-core machine under a training job: rough ratios; 512 vs 768 is within the noise).
+    tile_speed=((256, 1.0), (512, 1.66), (768, 1.60)),
 )

@@ -71,6 +71,13 @@ SPEC = MethodSpec(
     weights=("refocus",),
     convert=convert_refocus,
     infer_hparams=infer_refocus_hparams,
-    default_tile=1024,
-    bytes_per_pixel=1024,
+    # What --tile auto picks for a 24 MP photo within 2 GB end to end (choose_tile); 1280x720 gets 408.
+    default_tile=496,
+    # Peak RSS growth per input pixel, fp32 CPU: 308 B at 512x512, 235 at 1024x1024 (benchmarks/tile_speed.py
+    # --memory, fresh process per size).
+    bytes_per_pixel=320,
+    # Seconds per tile MP relative to the fastest edge: 2.5 s/MP at 256 px, 3.3 at 512, 4.0 at 768, 5.1 at
+    # 1024 (benchmarks/tile_speed.py, fp32, 1 thread, edges interleaved in one process, median of 3, on the
+    # shared 2-core machine under a training job: rough ratios). Smaller tiles run faster per pixel (cache).
+    tile_speed=((256, 1.0), (512, 1.30), (768, 1.59), (1024, 2.04)),
 )

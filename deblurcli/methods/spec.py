@@ -46,6 +46,9 @@ class MethodSpec:
             that carry no metadata (``--weights IFAN_8.pytorch`` must not need ``iterations=8`` spelled out).
         default_tile: tile edge in pixels used when ``--tile`` is not given.
         bytes_per_pixel: peak working memory per input pixel at fp32, for ``--tile auto``.
+        tile_speed: measured (tile edge px, seconds per tile megapixel relative to the fastest edge) pairs,
+            for ``--tile auto`` (``deblurcli.engine.device.choose_tile``; benchmarks/tile_speed.py). Empty:
+            speed taken as independent of the tile, so the largest tile that fits wins.
         supports_half: whether fp16/bf16 inference gives sane results.
     """
 
@@ -63,6 +66,7 @@ class MethodSpec:
     infer_hparams: Callable[[StateDict], dict[str, Any]] | None = None
     default_tile: int = 512
     bytes_per_pixel: int = 4096
+    tile_speed: tuple[tuple[int, float], ...] = ()
     supports_half: bool = True
 
     @property
