@@ -43,12 +43,18 @@ def _psnr(se: float, n: int) -> float:
 
 
 def evaluate(
-    root: Path, method: str, limit: int | None, threshold: float | None, weights: Path | None = None
+    root: Path,
+    method: str,
+    limit: int | None,
+    threshold: float | None,
+    weights: Path | None = None,
+    skip: int = 0,
 ) -> dict[str, float]:
     loaded = deblurcli.load_method(method, device="cpu", weights=weights)
     sums = {k: 0.0 for k in ("kept_se", "corr_in", "corr_keep", "corr_remove")}
     counts = {"kept": 0, "corr": 0}
-    for entry in dpdd(root, "test", dual=False, maps=True)[:limit]:
+    entries = dpdd(root, "test", dual=False, maps=True)
+    for entry in entries[skip : None if limit is None else skip + limit]:
         blurred, sharp, radius = _read(entry["input"]), _read(entry["target"]), _radius(entry["coc"])
         limit_px = threshold if threshold is not None else default_threshold(*radius.shape)
         kept, corr = radius >= limit_px * (1 + FADE), radius <= limit_px
@@ -80,7 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("root", type=Path, help="a defocus data synth folder")
     parser.add_argument("--methods", default="classic")
-    parser.add_argument("--limit", type=int, default=None, help="first N test scenes only")
+    parser.add_argument("--limit", type=int, default=None, help="N test scenes only")
+    parser.add_argument("--skip", type=int, default=0, help="start at the test scene of this index (sorted)")
     parser.add_argument("--threshold", type=float, default=None, help="--bokeh-threshold (default: per size)")
     parser.add_argument("--weights", action="append", default=[], metavar="METHOD=FILE", help="repeatable")
     args = parser.parse_args()
@@ -92,7 +99,7 @@ def main() -> None:
         if method not in known:
             print(f"| {method} | not registered | | | |")
             continue
-        r = evaluate(args.root, method, args.limit, args.threshold, weights.get(method))
+        r = evaluate(args.root, method, args.limit, args.threshold, weights.get(method), args.skip)
         print(
             f"| {method} | {r['kept_psnr_vs_input']:.2f} dB | {r['gain_keep']:+.3f} dB | "
             f"{r['gain_remove']:+.3f} dB | {100 * r['ratio']:.1f} % |"
