@@ -69,6 +69,33 @@ def test_clash_is_refused_for_both_and_never_skipped(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["other_deblurred.png"]
 
 
+def test_maps_are_part_of_the_clash_check(tmp_path: Path) -> None:
+    _save(tmp_path / "s/a.jpg", 1)  # a_deblurred.jpg and a_deblurred.png differ, but their maps would not
+    _save(tmp_path / "s/a.png", 2)
+    _save(tmp_path / "s/b.png", 3)
+    code, summary, err, _ = run(str(tmp_path / "s"), "--maps", "-o", str(tmp_path / "out"), "--json", "-q")
+    assert code == 1, err
+    assert summary is not None and summary["ok"] == 1 and summary["failed"] == 2
+    for name in ("a.jpg", "a.png"):
+        reason = by_name(summary)[(tmp_path / "s" / name).as_posix()]["reason"]
+        assert "a_deblurred_defocus.tif" in reason and "same output" in reason and "\n" not in reason
+    assert not list((tmp_path / "out").glob("a_*"))
+    code, summary, err, _ = run(str(tmp_path / "s/a.jpg"), "--maps", "-o", str(tmp_path / "out"), "--json", "-q")
+    assert code == 0, err  # one of them alone is fine
+
+
+def test_a_map_never_replaces_an_input(tmp_path: Path) -> None:
+    _save(tmp_path / "x.jpg", 1)
+    _save(tmp_path / "x_deblurred_defocus.png", 2)  # named like x's map preview, given explicitly
+    code, summary, err, _ = run(str(tmp_path / "x.jpg"), str(tmp_path / "x_deblurred_defocus.png"), "--maps", "--json")
+    assert code == 1, err
+    assert summary is not None
+    reason = by_name(summary)[(tmp_path / "x.jpg").as_posix()]["reason"]
+    assert "would replace the input" in reason
+    with Image.open(tmp_path / "x_deblurred_defocus.png") as im:
+        assert im.size == (32, 24) and im.mode == "RGB"  # still the user's photo
+
+
 def test_suffix_and_name_template(tmp_path: Path) -> None:
     _save(tmp_path / "shoot/x.jpg")
     code, _, err, _ = run(str(tmp_path / "shoot/x.jpg"), "--suffix", "-sharp", "-q")

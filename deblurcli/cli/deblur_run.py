@@ -21,11 +21,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from deblurcli import interrupts
 from deblurcli.cli.common import one_line
-from deblurcli.cli.outputs import Naming, check_bit_depth, check_naming, find_clashes, prepare_folder
+from deblurcli.cli.outputs import check_bit_depth, find_clashes, prepare_folder
 from deblurcli.errors import DefocusError, DiskFullError, UsageError, WeightsError, WeightsMissingError
 from deblurcli.inputs import OUTPUT_MARKER, Candidate, expand_inputs
 from deblurcli.io.atomic import claim, stale_temps
 from deblurcli.io.decode import SUPPORTED_EXTENSIONS
+from deblurcli.naming import DEFAULT_SUFFIX, DEFAULT_TEMPLATE, Naming, check_naming, map_paths
 
 if TYPE_CHECKING:
     from deblurcli.methods.loader import LoadedMethod
@@ -63,8 +64,8 @@ class BatchRequest:
     cache_dir: Path | None
     quiet: bool
     random_weights_for_testing: bool
-    suffix: str = "_deblurred"
-    name: str = "{stem}{suffix}.{ext}"
+    suffix: str = DEFAULT_SUFFIX
+    name: str = DEFAULT_TEMPLATE
     hidden: bool = False
     verbose: bool = False
 
@@ -110,10 +111,18 @@ def run_batch(req: BatchRequest, console: Console) -> tuple[list[FileResult], in
         if out_dir is not None:
             prepare_folder(out_dir)
         naming = Naming(folder=private if stdout else out_dir, suffix=req.suffix, template=req.name, method=req.method)
-        planned, refused = find_clashes(candidates, naming, req.fmt)
+        planned, refused = find_clashes(candidates, naming, req.fmt, _map_names(req) if req.maps else ())
         batch = _Batch(req, console, naming, planned, refused, stdout=stdout)
         results = batch.run(candidates, found.missing)
     return results, batch.exit_code(results)
+
+
+def _map_names(req: BatchRequest) -> tuple[str, ...]:
+    """The maps ``--maps`` will write, for the clash check (this imports torch, with ``--maps`` only)."""
+    from deblurcli.methods.registry import get_method
+    from deblurcli.pipeline import map_names
+
+    return map_names(get_method(req.method), bokeh=req.bokeh, masked=req.mask is not None)
 
 
 def _check_weights(weights: Path | None) -> None:
@@ -238,7 +247,7 @@ class _Batch:
                 )
             photo = decode(cand.path, max_pixels=opts.max_pixels)
             fmt, depth = resolve_format(photo, opts)
-            dst = self.naming.path(cand, fmt)
+            dst = self.naming.path(cand.path, fmt, cand.subdir)
             if dst.resolve() == cand.path.resolve():
                 return FileResult(source=src, status="failed", reason="output would replace the input")
             owner = self.claimed.get(dst.resolve())
@@ -287,7 +296,7 @@ class _Batch:
         folder = dst.parent
         if folder not in self.temps:
             self.temps[folder] = stale_temps(folder)
-        names = [dst.name] + [f"{dst.stem}_{m}{ext}" for m in maps for ext in (".tif", ".png")]
+        names = [dst.name] + [p.name for p in map_paths(dst, maps)]
         leftovers = [tmp for name in names for tmp in self.temps[folder].pop(name, [])]
         if not leftovers:
             return
