@@ -501,6 +501,9 @@ def main() -> int:
         help="comma-separated README sections to run (default: all); the others keep their results from the "
         "previous run's TRANSCRIPT.json",
     )
+    ap.add_argument(
+        "--only", default=None, help="within --sections, rerun only commands containing this text; keep the rest"
+    )
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per command")
     args = ap.parse_args()
     import tempfile
@@ -513,6 +516,7 @@ def main() -> int:
     state = args.transcript.with_suffix(".json")
     kept = json.loads(state.read_text()) if wanted is not None and state.exists() else []
     outcomes = [Outcome(**o) for o in kept if o["section"] not in wanted] if wanted is not None else []
+    previous = {(o["section"], o["written"]): Outcome(**o) for o in kept}
     started = time.perf_counter()
     say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     for index, (section, lang, body) in enumerate(blocks):
@@ -533,6 +537,9 @@ def main() -> int:
             continue
         for written in commands(body):
             for part in split_and(written):
+                if args.only is not None and args.only not in part and (section, part) in previous:
+                    outcomes.append(previous[(section, part)])
+                    continue
                 skip = next((why for needle, why in NOT_RUN.items() if needle in part), None)
                 if skip is not None:
                     outcomes.append(Outcome(section, part, note=skip))

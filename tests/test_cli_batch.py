@@ -192,6 +192,24 @@ def test_up_front_validation(tmp_path: Path, args: list[str], code: int, needle:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.jpg"]
 
 
+def test_weights_takes_an_imported_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deblurcli.archs.kpac import KPAC
+    from deblurcli.zoo.state import save_ours
+
+    monkeypatch.setenv("DEFOCUS_CACHE", str(tmp_path / "cache"))
+    mine = tmp_path / "final.safetensors"
+    hparams = {"levels": 2, "dual_pixel": False}
+    save_ours(mine, KPAC(levels=2).state_dict(), {"method": "kpac", "id": "kpac-x", "hparams": hparams})
+    imported = runner.invoke(app, ["models", "import", str(mine), "--as", "kpac-mine"])
+    assert imported.exit_code == 0, imported.stderr
+    _save(tmp_path / "x.jpg")
+    code, summary, err, _ = run(str(tmp_path / "x.jpg"), "-m", "kpac", "--weights", "kpac-mine", "--json", "-q")
+    assert code == 0, err  # a bare name is an id for the loader, not a missing file
+    assert summary is not None and summary["ok"] == 1 and (tmp_path / "x_deblurred.jpg").is_file()
+    code, _, err, _ = run(str(tmp_path / "x.jpg"), "-m", "kpac", "--weights", "kpac-nope", "--overwrite", "-q")
+    assert code == 2 and "no weights id" in err
+
+
 def test_unwritable_output_folder_is_exit_4(tmp_path: Path) -> None:
     _save(tmp_path / "x.jpg")
     (tmp_path / "ro").mkdir()

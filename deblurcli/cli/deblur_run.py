@@ -126,8 +126,9 @@ def _map_names(req: BatchRequest) -> tuple[str, ...]:
 
 
 def _check_weights(weights: Path | None) -> None:
-    """``--weights`` must be a readable file; what is inside is checked when the method loads."""
-    if weights is None:
+    """``--weights`` must be a readable file, or a bare name (a weights id such as ``ifan-mine``, which the loader
+    looks up); what is inside is checked when the method loads."""
+    if weights is None or (not weights.exists() and weights.parent == Path(".")):
         return
     if not weights.exists():
         raise WeightsMissingError(f"--weights {weights}: no such file")
