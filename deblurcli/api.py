@@ -24,7 +24,8 @@ from deblurcli.methods.loader import LoadedMethod
 from deblurcli.methods.loader import load_method as _load
 from deblurcli.methods.names import DEFAULT_METHOD
 from deblurcli.methods.registry import get_method
-from deblurcli.pipeline import DeblurOptions, deblur_photo, output_path, resolve_format
+from deblurcli.naming import Naming
+from deblurcli.pipeline import DeblurOptions, deblur_photo, resolve_format
 from deblurcli.pipeline import deblur_file as _deblur_file
 from deblurcli.weighting import Mask
 
@@ -226,7 +227,7 @@ def deblur_file(
     if target is None or target.is_dir() or not target.suffix:
         if target is not None:
             target.mkdir(parents=True, exist_ok=True)
-        dst = output_path(src, target, fmt_)
+        dst = Naming(folder=target, method=loaded.spec.name).path(src, fmt_)
     else:
         dst = target
     if dst.resolve() == src.resolve():

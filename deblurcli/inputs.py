@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deblurcli.io.atomic import TEMP_RE
+from deblurcli.naming import DEFAULT_SUFFIX
 
 #: stems ending like this are our own outputs; folder scans skip them so a re-run does not deblur results
-OUTPUT_MARKER = "_deblurred"
+OUTPUT_MARKER = DEFAULT_SUFFIX
 #: the command-line name of standard input
 STDIN = "-"
 

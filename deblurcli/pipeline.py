@@ -19,10 +19,12 @@ from deblurcli.engine.tiling import count_tiles, run_tiled
 from deblurcli.errors import UsageError
 from deblurcli.io import color
 from deblurcli.io.decode import DEFAULT_MAX_PIXELS, decode
-from deblurcli.io.encode import EXTENSIONS, default_format, encode
+from deblurcli.io.encode import default_format, encode
 from deblurcli.io.maps import write_map
 from deblurcli.io.photo import Photo
 from deblurcli.methods.loader import LoadedMethod
+from deblurcli.methods.spec import MethodSpec
+from deblurcli.naming import map_paths
 from deblurcli.weighting import WEIGHT_MAP, WEIGHT_UNIT, Mask, correction_weight
 
 TileProgress = Callable[[int, int], None]
@@ -64,10 +66,10 @@ class FileResult:
     maps: list[str] = field(default_factory=list)
 
 
-def output_path(src: Path, out_dir: Path | None, fmt: str) -> Path:
-    """``<stem>_deblurred.<ext>`` beside the input, or in ``out_dir``."""
-    folder = out_dir if out_dir is not None else src.parent
-    return folder / f"{src.stem}_deblurred{EXTENSIONS[fmt]}"
+def map_names(spec: MethodSpec, *, bokeh: str, masked: bool) -> tuple[str, ...]:
+    """The maps ``deblur_file`` writes with ``maps=True``, known before the run so that a batch can check their
+    names: the method's own, and the correction weight whenever one is applied (a mask, or ``bokeh="keep"``)."""
+    return (*spec.maps, WEIGHT_MAP) if masked or bokeh != "remove" else spec.maps
 
 
 def to_model_input(photo: Photo) -> torch.Tensor:
@@ -234,10 +236,10 @@ def write_file(
     written: list[str] = []
     if opts.maps:
         for name, values in done.maps.items():
-            base = dst.with_name(f"{dst.stem}_{name}")
+            tif, png = map_paths(dst, [name])
             unit = WEIGHT_UNIT if name == WEIGHT_MAP else method.spec.map_units.get(name, "")
-            write_map(values, base.with_suffix(".tif"), base.with_suffix(".png"), unit=unit, provenance=done.provenance)
-            written += [str(base.with_suffix(".tif")), str(base.with_suffix(".png"))]
+            write_map(values, tif, png, unit=unit, provenance=done.provenance)
+            written += [str(tif), str(png)]
     return FileResult(
         source=str(src),
         output=str(dst),

@@ -69,6 +69,33 @@ def test_clash_is_refused_for_both_and_never_skipped(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["other_deblurred.png"]
 
 
+def test_maps_are_part_of_the_clash_check(tmp_path: Path) -> None:
+    _save(tmp_path / "s/a.jpg", 1)  # a_deblurred.jpg and a_deblurred.png differ, but their maps would not
+    _save(tmp_path / "s/a.png", 2)
+    _save(tmp_path / "s/b.png", 3)
+    code, summary, err, _ = run(str(tmp_path / "s"), "--maps", "-o", str(tmp_path / "out"), "--json", "-q")
+    assert code == 1, err
+    assert summary is not None and summary["ok"] == 1 and summary["failed"] == 2
+    for name in ("a.jpg", "a.png"):
+        reason = by_name(summary)[(tmp_path / "s" / name).as_posix()]["reason"]
+        assert "a_deblurred_defocus.tif" in reason and "same output" in reason and "\n" not in reason
+    assert not list((tmp_path / "out").glob("a_*"))
+    code, summary, err, _ = run(str(tmp_path / "s/a.jpg"), "--maps", "-o", str(tmp_path / "out"), "--json", "-q")
+    assert code == 0, err  # one of them alone is fine
+
+
+def test_a_map_never_replaces_an_input(tmp_path: Path) -> None:
+    _save(tmp_path / "x.jpg", 1)
+    _save(tmp_path / "x_deblurred_defocus.png", 2)  # named like x's map preview, given explicitly
+    code, summary, err, _ = run(str(tmp_path / "x.jpg"), str(tmp_path / "x_deblurred_defocus.png"), "--maps", "--json")
+    assert code == 1, err
+    assert summary is not None
+    reason = by_name(summary)[(tmp_path / "x.jpg").as_posix()]["reason"]
+    assert "would replace the input" in reason
+    with Image.open(tmp_path / "x_deblurred_defocus.png") as im:
+        assert im.size == (32, 24) and im.mode == "RGB"  # still the user's photo
+
+
 def test_suffix_and_name_template(tmp_path: Path) -> None:
     _save(tmp_path / "shoot/x.jpg")
     code, _, err, _ = run(str(tmp_path / "shoot/x.jpg"), "--suffix", "-sharp", "-q")
@@ -163,6 +190,24 @@ def test_up_front_validation(tmp_path: Path, args: list[str], code: int, needle:
     assert got == code, err
     assert needle in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.jpg"]
+
+
+def test_weights_takes_an_imported_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deblurcli.archs.kpac import KPAC
+    from deblurcli.zoo.state import save_ours
+
+    monkeypatch.setenv("DEFOCUS_CACHE", str(tmp_path / "cache"))
+    mine = tmp_path / "final.safetensors"
+    hparams = {"levels": 2, "dual_pixel": False}
+    save_ours(mine, KPAC(levels=2).state_dict(), {"method": "kpac", "id": "kpac-x", "hparams": hparams})
+    imported = runner.invoke(app, ["models", "import", str(mine), "--as", "kpac-mine"])
+    assert imported.exit_code == 0, imported.stderr
+    _save(tmp_path / "x.jpg")
+    code, summary, err, _ = run(str(tmp_path / "x.jpg"), "-m", "kpac", "--weights", "kpac-mine", "--json", "-q")
+    assert code == 0, err  # a bare name is an id for the loader, not a missing file
+    assert summary is not None and summary["ok"] == 1 and (tmp_path / "x_deblurred.jpg").is_file()
+    code, _, err, _ = run(str(tmp_path / "x.jpg"), "-m", "kpac", "--weights", "kpac-nope", "--overwrite", "-q")
+    assert code == 2 and "no weights id" in err
 
 
 def test_unwritable_output_folder_is_exit_4(tmp_path: Path) -> None:

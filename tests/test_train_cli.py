@@ -38,8 +38,9 @@ def test_train_prints_commands_that_work_and_logs_to_tensorboard(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a toy network: threads only cost synchronisation, dearly on a loaded machine
     request.addfinalizer(lambda: torch.set_num_threads(threads))
-    out = tmp_path / "runs" / "toy"
-    args = ["train", "--recipe", "kpac", "--data", _pairs(tmp_path / "data"), "--out", str(out), "--iters", "2",
+    monkeypatch.chdir(tmp_path)
+    out = Path.cwd() / "runs" / "toy"  # given relative: the printed commands must work from any folder
+    args = ["train", "--recipe", "kpac", "--data", _pairs(tmp_path / "data"), "--out", "runs/toy", "--iters", "2",
             "--batch", "2", "--crop", "16", "--val-count", "0", "--workers", "0", "--device", "cpu",
             "--tensorboard"]  # fmt: skip
     result = CliRunner().invoke(app, args)
@@ -48,6 +49,10 @@ def test_train_prints_commands_that_work_and_logs_to_tensorboard(
     assert lines["or keep them"] == f"defocus models import {out / 'final.safetensors'} --as kpac-toy"
     assert lines["use them"] == f"defocus deblur PHOTO --method kpac --weights {out / 'final.safetensors'}"
 
+    recorded = json.loads((out / "final.json").read_text())["source"]["instructions"]
+    assert lines["or keep them"] in recorded  # the manifest record gives the same command
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     printed = shlex.split(lines["or keep them"])[1:]  # exactly the printed command, minus the program name
     imported = CliRunner().invoke(app, printed)
     assert imported.exit_code == 0, imported.stderr

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from deblurcli.cli.common import fail, stderr_console
-from deblurcli.cli.outputs import DEFAULT_SUFFIX, DEFAULT_TEMPLATE, TEMPLATE_FIELDS
 from deblurcli.errors import DefocusError, UsageError
 from deblurcli.methods.names import DEFAULT_METHOD, METHOD_NAMES
+from deblurcli.naming import DEFAULT_SUFFIX, DEFAULT_TEMPLATE, TEMPLATE_FIELDS
 
 Method = Enum("Method", {n: n for n in METHOD_NAMES}, type=str)  # type: ignore[misc]
 

