@@ -59,6 +59,7 @@ class FileResult:
     height: int = 0
     tiles: int = 0
     maps: list[str] = field(default_factory=list)
+    precision: str | None = None  # the one actually used (bf16 may have fallen back to float32)
 
 
 def output_path(src: Path, out_dir: Path | None, fmt: str) -> Path:
@@ -206,4 +207,5 @@ def deblur_file(
         height=height,
         tiles=tiles,
         maps=written,
+        precision=provenance["precision"],
     )

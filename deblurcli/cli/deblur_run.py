@@ -333,7 +333,7 @@ def _to_stdout(path: Path) -> None:
 
 def _options(req: BatchRequest, console: Console) -> tuple[DeblurOptions, dict[str, object]]:
     """Device, precision and tiling; a method that runs in fp32 only ignores --precision with a note."""
-    from deblurcli.engine.device import auto_tile, pick_device, pick_dtype, set_cpu_threads
+    from deblurcli.engine.device import auto_tile, pick_device, resolve_precision, set_cpu_threads
     from deblurcli.methods.registry import get_method
     from deblurcli.pipeline import DeblurOptions
 
@@ -345,7 +345,9 @@ def _options(req: BatchRequest, console: Console) -> tuple[DeblurOptions, dict[s
         if not req.quiet:
             console.print(f"note: {req.method} runs in fp32 only; --precision {precision} ignored")
         precision = "fp32"
-    dtype = pick_dtype(precision, device, supports_half=spec.supports_half)
+    dtype, notice = resolve_precision(precision, device, supports_half=spec.supports_half)
+    if notice is not None and not req.quiet:
+        console.print(notice)
     tile: int | None = None
     if req.tile == "auto":
         tile = auto_tile(bytes_per_pixel=spec.bytes_per_pixel, dtype=dtype, device=device, multiple_of=spec.multiple_of)
