@@ -83,6 +83,9 @@ def apply_dynamic_kernel(image: Tensor, kernel: Tensor) -> Tensor:
     if kernel.shape != (n, KERNEL * KERNEL, h, w):
         raise ValueError(f"kernel of shape {tuple(kernel.shape)} does not fit image {tuple(image.shape)}")
     half = KERNEL // 2
+    # Planar (NCHW) operands: in channels_last, each tap would read every 49th float of the kernel map
+    # (measured: the sum takes 1.6x as long, more than the two copies cost). A no-op for NCHW inputs.
+    image, kernel = image.contiguous(), kernel.contiguous()
     padded = F.pad(image, (half, half, half, half), mode="replicate")
     out = kernel[:, 0:1] * padded[:, :, 0:h, 0:w]
     for t in range(1, KERNEL * KERNEL):
