@@ -15,7 +15,7 @@ from typing import Literal, TypeVar
 import numpy as np
 from PIL import Image
 
-from deblurcli.engine.device import pick_device, pick_dtype
+from deblurcli.engine.device import pick_device, resolve_precision
 from deblurcli.errors import UsageError
 from deblurcli.io.decode import DEFAULT_MAX_PIXELS, decode
 from deblurcli.io.formats import SUFFIX_FORMATS
@@ -49,7 +49,8 @@ def load_method(
     Args:
         name: ``classic`` (no weights), ``ifan``, ``drbnet``, ``dmsft``, ``kpac``, ...
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        precision: ``fp32``, ``fp16`` or ``bf16``.
+        precision: ``fp32``, ``fp16`` or ``bf16``; on a CPU without native half precision the method runs in
+            fp32 instead and ``.notice`` of the result says so.
         weights: a checkpoint file (any official format); default: the cached one, downloaded on first use.
         offline: never download.
         cache_dir: the weights cache (default: ``$DEFOCUS_CACHE`` or the per-user cache).
@@ -59,14 +60,17 @@ def load_method(
     """
     spec = get_method(name)
     where = pick_device(device)
-    return _load(
+    dtype, notice = resolve_precision(precision, where, supports_half=spec.supports_half)
+    loaded = _load(
         name,
         device=where,
-        dtype=pick_dtype(precision, where, supports_half=spec.supports_half),
+        dtype=dtype,
         weights=Path(weights) if weights is not None else None,
         offline=offline,
         cache_dir=Path(cache_dir) if cache_dir is not None else None,
     )
+    loaded.notice = notice
+    return loaded
 
 
 def _options(strength: float, bokeh: str, threshold: float | None, mask: Mask | None, **more: object) -> DeblurOptions:

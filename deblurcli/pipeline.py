@@ -64,6 +64,7 @@ class FileResult:
     height: int = 0
     tiles: int = 0
     maps: list[str] = field(default_factory=list)
+    precision: str | None = None  # the one actually used (bf16 may have fallen back to float32)
 
 
 def map_names(spec: MethodSpec, *, bokeh: str, masked: bool) -> tuple[str, ...]:
@@ -248,6 +249,7 @@ def write_file(
         height=done.height,
         tiles=done.tiles,
         maps=written,
+        precision=done.provenance["precision"],
     )
 
 

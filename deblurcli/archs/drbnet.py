@@ -42,12 +42,12 @@ HEAD_INDEX = {"8": "3", "4": "2", "2": "1", "1": "0"}
 
 def _conv(cin: int, cout: int, *, kernel: int = 3, stride: int = 1) -> nn.Sequential:
     """Conv (zero padding, bias) + LeakyReLU; a Sequential so that keys read ``name.0.weight``."""
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2), nn.LeakyReLU(SLOPE))
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2), nn.LeakyReLU(SLOPE, inplace=True))
 
 
 def _upconv(cin: int, cout: int) -> nn.Sequential:
     """x2 transposed conv (k4 s2 p1) + LeakyReLU, used for features only."""
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1), nn.LeakyReLU(SLOPE))
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1), nn.LeakyReLU(SLOPE, inplace=True))
 
 
 class ResBlock(nn.Module):
@@ -62,7 +62,7 @@ class ResBlock(nn.Module):
             [
                 nn.Sequential(
                     nn.Conv2d(channels, channels, 3, 1, 1),
-                    nn.LeakyReLU(SLOPE),
+                    nn.LeakyReLU(SLOPE, inplace=True),
                     nn.Conv2d(channels, channels, 3, 1, 1),
                 )
             ]
@@ -77,18 +77,20 @@ def apply_dynamic_kernel(image: Tensor, kernel: Tensor) -> Tensor:
 
     One kernel per pixel, shared by all channels of ``image``; channel ``7i+j`` is the tap at row offset
     ``i-3`` and column offset ``j-3``. A shift-and-add loop keeps memory at a few image-sized buffers instead
-    of the 49x larger unfolded tensor.
+    of the 49x larger unfolded tensor; the sum accumulates in place, so no tap allocates anything.
     """
     n, _, h, w = image.shape
     if kernel.shape != (n, KERNEL * KERNEL, h, w):
         raise ValueError(f"kernel of shape {tuple(kernel.shape)} does not fit image {tuple(image.shape)}")
     half = KERNEL // 2
+    # Planar (NCHW) operands: in channels_last, each tap would read every 49th float of the kernel map
+    # (measured: the sum takes 1.6x as long, more than the two copies cost). A no-op for NCHW inputs.
+    image, kernel = image.contiguous(), kernel.contiguous()
     padded = F.pad(image, (half, half, half, half), mode="replicate")
-    out = torch.zeros_like(image)
-    for i in range(KERNEL):
-        for j in range(KERNEL):
-            tap = kernel[:, i * KERNEL + j : i * KERNEL + j + 1]
-            out = out + tap * padded[:, :, i : i + h, j : j + w]
+    out = kernel[:, 0:1] * padded[:, :, 0:h, 0:w]
+    for t in range(1, KERNEL * KERNEL):
+        i, j = divmod(t, KERNEL)
+        out.addcmul_(kernel[:, t : t + 1], padded[:, :, i : i + h, j : j + w])
     return out
 
 
@@ -132,9 +134,7 @@ class DRBNet(nn.Module):
         self.conv4_1 = _conv(c3, c4, stride=2)
         self.conv4_2 = _conv(c4, c4)
         self.conv4_3 = _conv(c4, c4)
-        self.conv4_4 = nn.Sequential(
-            _conv(c4, c4), ResBlock(channels=c4), ResBlock(channels=c4), _conv(c4, c4)
-        )
+        self.conv4_4 = nn.Sequential(_conv(c4, c4), ResBlock(channels=c4), ResBlock(channels=c4), _conv(c4, c4))
         self._decoder_stage("3", c4, c3)
         self._image_branch("8")
         self._heads("8", c4)

@@ -506,14 +506,14 @@ def _to_stdout(path: Path) -> None:
 
 def _options(req: BatchRequest, console: Console, rank: Rank) -> tuple[DeblurOptions, list[dict[str, object]]]:
     """Options shared by every device, and each device's own load arguments; a method that runs in fp32 only
-    ignores --precision with a note.
+    ignores --precision with a note, and a CPU without native bf16/fp16 runs fp32 with a notice.
 
     ``--tile auto`` plans with the smallest memory budget of the devices, so that every device tiles alike and a
     sharded batch writes the same bytes as one device would.
     """
     import torch
 
-    from deblurcli.engine.device import memory_budget, pick_device, pick_dtype, set_cpu_threads
+    from deblurcli.engine.device import memory_budget, pick_device, resolve_precision, set_cpu_threads
     from deblurcli.methods.registry import get_method
     from deblurcli.pipeline import DeblurOptions
 
@@ -528,10 +528,16 @@ def _options(req: BatchRequest, console: Console, rank: Rank) -> tuple[DeblurOpt
         if not req.quiet:
             console.print(f"note: {req.method} runs in fp32 only; --precision {precision} ignored")
         precision = "fp32"
-    lanes: list[dict[str, object]] = [
-        {"device": device, "dtype": pick_dtype(precision, device, supports_half=spec.supports_half)}
-        for device in devices
-    ]
+    lanes: list[dict[str, object]] = []
+    notices: list[str] = []
+    for device in devices:
+        dtype, notice = resolve_precision(precision, device, supports_half=spec.supports_half)
+        lanes.append({"device": device, "dtype": dtype})
+        if notice is not None and notice not in notices:
+            notices.append(notice)
+    if not req.quiet:
+        for notice in notices:
+            console.print(notice)
     tile = int(req.tile) if req.tile not in (None, "auto") else None
     opts = DeblurOptions(
         tile=tile,

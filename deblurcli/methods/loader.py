@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deblurcli.engine.device import inference_memory_format
 from deblurcli.engine.tiling import TileFn
 from deblurcli.errors import WeightsError, WeightsMissingError
 from deblurcli.methods.registry import get_method
@@ -35,6 +36,8 @@ class LoadedMethod:
     weights_id: str | None = None
     weights_sha256: str | None = None
     hparams: dict[str, Any] = field(default_factory=dict)
+    #: one line to show the user when the run differs from what was asked (e.g. bf16 fell back to fp32)
+    notice: str | None = None
 
     def tile_fn(self) -> TileFn:
         """A function for ``run_tiled``: CPU float32 tile in, CPU float32 outputs out."""
@@ -117,7 +120,8 @@ def load_method(
     if state is not None:
         load_strict(module, state, source=str(weights))
     module.eval().requires_grad_(False)
-    module.to(device=device, dtype=dtype)
+    # The layout changes strides only: state_dict() keys and shapes stay those of the checkpoint.
+    module.to(device=device, dtype=dtype, memory_format=inference_memory_format(device))
     return LoadedMethod(
         spec=spec,
         module=module,
