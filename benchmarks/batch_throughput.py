@@ -57,7 +57,7 @@ def run_once(folder: Path, method: str, weights: Path | None, prefetch: int, dev
             inputs=[str(folder)],
             output_dir=Path(out),
             method=method,
-            weights=weights,
+            weights=weights if needs_weights else None,
             recursive=False,
             strength=1.0,
             bokeh="keep",

@@ -319,9 +319,9 @@ SPEC = MethodSpec(
     default_tile=520,
     # Peak RSS growth per input pixel: 323 B at 512x512, 251 at 1024x1024 (benchmarks/tile_speed.py --memory).
     bytes_per_pixel=400,
-    # Seconds per tile MP relative to the fastest edge: 7.4 s/MP at 256 px, 8.5 at 512, 13.5 at 768, 18.2 at
-    # 1024 (benchmarks/tile_speed.py, 1 thread, edges interleaved in one process, median of 3, on the shared
-    # 2-core machine under a training job: rough ratios). The FFTs of larger tiles leave the caches.
-    tile_speed=((256, 1.0), (512, 1.14), (768, 1.81), (1024, 2.45)),
+    # Seconds per tile MP relative to the fastest edge: 1.16 s/MP at 256 px, 0.99 at 512, 1.60 at 768, 1.62 at 1024
+    # (python benchmarks/tile_speed.py --edges 256,512,768,1024 --repeat 2: fp32, 2 threads, edges interleaved
+    # in one process, quiet 2-core machine). Smaller tiles run faster per pixel (caches).
+    tile_speed=((256, 1.17), (512, 1.0), (768, 1.61), (1024, 1.64)),
     supports_half=False,
 )

@@ -121,8 +121,8 @@ SPEC = MethodSpec(
     # (ru_maxrss after minus before one forward under inference_mode, fresh process per size); re-measured
     # 2204 at 512 with benchmarks/tile_speed.py --memory.
     bytes_per_pixel=2200,
-    # Seconds per tile MP relative to the fastest edge: 167 s/MP at 256 px, 170 at 512, 195 at 768
-    # (benchmarks/tile_speed.py, fp32, 1 thread, edges interleaved in one process, median of 2, on the shared
-    # 2-core machine under a training job: rough ratios).
-    tile_speed=((256, 1.0), (512, 1.02), (768, 1.17)),
+    # Seconds per tile MP relative to the fastest edge: 7.90 s/MP at 256 px, 10.72 at 512, 11.95 at 768, 12.67 at 1024
+    # (python benchmarks/tile_speed.py --edges 256,512,768,1024 --repeat 2: fp32, 2 threads, edges interleaved
+    # in one process, quiet 2-core machine). Smaller tiles run faster per pixel (caches).
+    tile_speed=((256, 1.0), (512, 1.36), (768, 1.51), (1024, 1.60)),
 )

@@ -121,10 +121,10 @@ SPEC = MethodSpec(
     # Peak RSS growth per input pixel, fp32 CPU: 957 B at 1280x720, 1177 at 512x512 (benchmarks/tile_speed.py
     # --memory, fresh process); the larger figure, as --tile auto runs tiles of 500-800 px.
     bytes_per_pixel=1180,
-    # Seconds per tile MP relative to the fastest edge: 97 s/MP at 256 px, 110 at 512, 166 at 768
-    # (benchmarks/tile_speed.py, fp32, 1 thread, edges interleaved in one process, median of 2, on the shared
-    # 2-core machine under a training job: rough ratios). Smaller tiles run faster per pixel (cache).
-    tile_speed=((256, 1.0), (512, 1.14), (768, 1.71)),
+    # Seconds per tile MP relative to the fastest edge: 4.22 s/MP at 256 px, 5.60 at 512, 6.76 at 768, 7.23 at 1024
+    # (python benchmarks/tile_speed.py --edges 256,512,768,1024 --repeat 2: fp32, 2 threads, edges interleaved
+    # in one process, quiet 2-core machine). Smaller tiles run faster per pixel (caches).
+    tile_speed=((256, 1.0), (512, 1.33), (768, 1.60), (1024, 1.71)),
     # Not verified on the released weights; with the seeded weights fp16 gives 40 dB and bf16 37 dB
     # against fp32 (max errors 0.10 / 0.22), as 17 IAC iterations amplify rounding.
     supports_half=False,

@@ -239,8 +239,8 @@ SPEC = MethodSpec(
     # Peak RSS growth per input pixel, fp32 CPU inference, 2 levels: 1422 B/px at 512^2, 1266 at 1024^2
     # (re-measured 1375 at 512 with benchmarks/tile_speed.py --memory).
     bytes_per_pixel=1500,
-    # Seconds per tile MP relative to the fastest edge: 61 s/MP at 256 px, 102 at 512, 98 at 768
-    # (benchmarks/tile_speed.py, fp32, 1 thread, edges interleaved in one process, median of 2, on the shared
-    # 2-core machine under a training job: rough ratios; 512 vs 768 is within the noise).
-    tile_speed=((256, 1.0), (512, 1.66), (768, 1.60)),
+    # Seconds per tile MP relative to the fastest edge: 2.96 s/MP at 256 px, 4.01 at 512, 4.37 at 768, 4.17 at 1024
+    # (python benchmarks/tile_speed.py --edges 256,512,768,1024 --repeat 2: fp32, 2 threads, edges interleaved
+    # in one process, quiet 2-core machine). Smaller tiles run faster per pixel (caches).
+    tile_speed=((256, 1.0), (512, 1.35), (768, 1.48), (1024, 1.41)),
 )

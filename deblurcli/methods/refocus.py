@@ -72,12 +72,12 @@ SPEC = MethodSpec(
     convert=convert_refocus,
     infer_hparams=infer_refocus_hparams,
     # What --tile auto picks for a 24 MP photo within 2 GB end to end (choose_tile); 1280x720 gets 408.
-    default_tile=496,
+    default_tile=752,
     # Peak RSS growth per input pixel, fp32 CPU: 308 B at 512x512, 235 at 1024x1024 (benchmarks/tile_speed.py
     # --memory, fresh process per size).
     bytes_per_pixel=320,
-    # Seconds per tile MP relative to the fastest edge: 2.5 s/MP at 256 px, 3.3 at 512, 4.0 at 768, 5.1 at
-    # 1024 (benchmarks/tile_speed.py, fp32, 1 thread, edges interleaved in one process, median of 3, on the
-    # shared 2-core machine under a training job: rough ratios). Smaller tiles run faster per pixel (cache).
-    tile_speed=((256, 1.0), (512, 1.30), (768, 1.59), (1024, 2.04)),
+    # Seconds per tile MP relative to the fastest edge: 0.50 s/MP at 256 px, 0.56 at 512, 0.58 at 768, 0.73 at 1024
+    # (python benchmarks/tile_speed.py --edges 256,512,768,1024 --repeat 2: fp32, 2 threads, edges interleaved
+    # in one process, quiet 2-core machine). Smaller tiles run faster per pixel (caches).
+    tile_speed=((256, 1.0), (512, 1.11), (768, 1.17), (1024, 1.47)),
 )
