@@ -235,10 +235,11 @@ SPEC = MethodSpec(
     infer_hparams=infer_state_hparams,
     # Larger tiles keep the global shape attention close to its whole-image value; the model is light.
     # What --tile auto picks for a 24 MP photo within 2 GB end to end (choose_tile); 1280x720 gets 736.
-    default_tile=680,
+    default_tile=616,
     # Peak RSS growth per input pixel, fp32 CPU inference, 2 levels: 1422 B/px at 512^2, 1266 at 1024^2
-    # (re-measured 1375 at 512 with benchmarks/tile_speed.py --memory).
-    bytes_per_pixel=1500,
+    # (re-measured 1375 at 512 with benchmarks/tile_speed.py --memory). Set to 1750 because 1500 let a 24 MP run
+    # (benchmarks/bigphoto.py, 680 px tiles) peak at 2.09 GB, over the 2 GB budget: the tile's transient buffers.
+    bytes_per_pixel=1750,
     # Seconds per tile MP relative to the fastest edge: 2.96 s/MP at 256 px, 4.01 at 512, 4.37 at 768, 4.17 at 1024
     # (python benchmarks/tile_speed.py --edges 256,512,768,1024 --repeat 2: fp32, 2 threads, edges interleaved
     # in one process, quiet 2-core machine). Smaller tiles run faster per pixel (caches).
