@@ -1,10 +1,10 @@
-"""What the classical defocus evidence reads, binned by the true blur radius of held-out synthetic scenes.
+"""What the defocus maps read, binned by the true blur radius of held-out synthetic scenes.
 
 ``--bokeh keep`` can only be as good as its map. For every pixel of the chosen test scenes this prints, per
-bin of the true radius (|CoC| / 2): the share of pixels that are edge votes of the gradient-ratio estimator
-(``classic._edge_estimates``), the radius those votes read (10th / 50th / 90th percentile), and the dense
-map ``--bokeh keep`` uses today (``weighting.estimate_radius``, the estimate at half size). A map that reads
-true 4.5 px or more below the 3 px threshold makes ``keep`` correct intended blur.
+bin of the true radius (|CoC| / 2): the share of pixels that are edge votes of ``classic``'s own gradient-ratio
+estimator (``classic._edge_estimates``), the radius those votes read (10th / 50th / 90th percentile), and the
+pyramid map ``--bokeh keep`` adds (``weighting.estimate_radius``). A map that reads true 4.5 px or more below
+the 3 px threshold makes ``keep`` correct intended blur.
 
     python benchmarks/bokeh_map_bins.py /work/data/heldout --skip 16 --limit 22
 """

@@ -2,13 +2,12 @@
 classical estimator's map, turned into the per-pixel weight of ``engine.bokeh``.
 
 Every method is treated alike: the first map it reports that ``engine.bokeh.radius_from_map`` understands
-(``defocus`` in blur-radius px, or IFAN's 1/8-scale ``disparity``) is its own; methods without one get the
-classical estimator's map. Maps err low for wide blur (the classical one reads a 12 px disc as about 6.5 px at
-full resolution and is clamped at 10 px; networks rarely saw more blur than DPDD holds), and an error that way
-would sharpen the very bokeh ``keep`` is meant to protect. So the classical estimator also runs on the photo
-shrunk by ``ESTIMATE_SCALE`` times the threshold's growth with photo size (at half size it reads that 12 px
-disc as about 8 px, with its 5th percentile at 6 px, while 2 px blur stays below 1 px), and the larger of the
-two radii wins: a large blur either map sees is kept. The estimate at a fraction of the pixels costs little.
+(``defocus`` in blur-radius px, or IFAN's 1/8-scale ``disparity``) is its own. Method maps err low for wide blur
+(networks rarely saw more blur than DPDD holds; the classic method's deconvolution map is kept low on purpose,
+since deconvolving with too wide a disc rings), and an error that way would sharpen the very bokeh ``keep`` is
+meant to protect. So the pyramid estimator of ``methods.defocus_map``, which reads wide blur, always runs too
+(on the photo shrunk as the threshold grows with photo size, so the threshold falls at the same place of its
+range on every photo size), and the larger of the two radii wins: a large blur either map sees is kept.
 """
 
 from __future__ import annotations
@@ -30,8 +29,6 @@ BOKEH_MODES = ("keep", "remove")
 WEIGHT_MAP = "bokeh_weight"
 WEIGHT_UNIT = "correction weight (0 = untouched, 1 = fully corrected)"
 _LUMA = (0.2126, 0.7152, 0.0722)
-#: shrink factor of the classical estimate at the base threshold (see the module docstring)
-ESTIMATE_SCALE = 2.0
 
 
 def grey_guide(x: torch.Tensor) -> np.ndarray:
@@ -41,14 +38,14 @@ def grey_guide(x: torch.Tensor) -> np.ndarray:
 
 
 def estimate_radius(x: torch.Tensor, threshold: float) -> tuple[np.ndarray, float]:
-    """The classical estimator's blur radius (full-resolution px) on the photo shrunk by ``scale``.
+    """The pyramid estimator's blur radius (full-resolution px) on the photo shrunk by ``scale``.
 
     Returns the map on the shrunk grid and the scale. The shrink grows with the threshold, so the threshold
     falls at the same place of the estimator's range on every photo size, and the reach is ``MAX_RADIUS * scale``.
     """
-    from deblurcli.methods.classic import estimate_defocus
+    from deblurcli.methods.defocus_map import estimate_defocus
 
-    scale = ESTIMATE_SCALE * max(1.0, threshold / bokeh.BASE_THRESHOLD_PX)
+    scale = max(1.0, threshold / bokeh.BASE_THRESHOLD_PX)
     small = x.float().clamp(0.0, 1.0)
     if scale > 1.0:
         size = (max(1, round(x.shape[-2] / scale)), max(1, round(x.shape[-1] / scale)))
@@ -111,7 +108,7 @@ def correction_weight(
         raise UsageError(f"--bokeh-threshold must be positive, not {threshold:g}")
     limit = threshold if threshold is not None else bokeh.default_threshold(height, width)
     radius, _ = estimate_radius(x, limit)
-    source = "classic estimate"
+    source = "pyramid estimate"
     own = next(((k, v) for k, v in maps.items() if k in ("defocus", "disparity")), None)
     if own is not None:
         radius = np.maximum(bokeh.resize(bokeh.radius_from_map(*own), *radius.shape), radius)

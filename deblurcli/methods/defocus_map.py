@@ -1,0 +1,357 @@
+"""The classical defocus map: disc blur radius per pixel, from how edges flatten across a pyramid of scales.
+
+Why a pyramid: a single re-blur ratio (Zhuo & Sim's gradient ratio with one Gaussian) is only sensitive to
+blur of about the re-blur's own width. Narrower than that, every edge looks sharp; wider, the ratio is flat and
+noise decides, so a 12 px disc used to read as 4 px. Here the same two-scale ratio is taken at every level of a
+2x pyramid: at level ``k`` the ratio ``|grad(L * g_s)| / |grad(L * g_2s)|`` at an edge's ridge reads blur of
+about ``2^k`` to ``4 * 2^k`` full-resolution px. The levels are then read coarse to fine, like a photographer
+judging focus: the coarsest level with edges says how wide the blur is; only where it says "narrower than the
+next level can see" does the next finer level, with its denser and less crowded edges, take over. So noise and
+fine texture (which every fine level reads as sharp) cannot pull a wide blur down, and a crowded coarse level
+cannot push a sharp edge up, because it then reads small and hands over.
+
+Each level's sparse edge votes carry the edge's *contrast* (estimated from the same tables) as their weight,
+not its raw gradient, so a sharp subject's steep edges do not outvote the soft edges of the background next to
+them. Votes are spread by a robust normalized convolution within a few level pixels, the coverage of each
+level decides how much it is trusted, and a guided filter snaps the final map to the photo's edges.
+
+The ratio tables are measured, not derived: an ideal step edge blurred by the same anti-aliased disc, at
+several sub-pixel phases, goes through the very operators used on photos (pyramid, Gaussians, differences).
+Units: blur radius in full-resolution px, clamped to ``[0, MAX_RADIUS]``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+
+from deblurcli.engine.color import linear_to_srgb, srgb_to_linear
+
+#: widest blur radius reported, px
+MAX_RADIUS = 16.0
+#: pyramid levels above full resolution (each halves the size); level k reads blur of about 2^k to 4 x 2^k px
+LEVELS = 2
+#: Gaussian widths (level px) of the two-scale ratio; level 0 takes its fine gradient unsmoothed, since small
+#: blur (0-2 px) only shows in the raw differences
+SIGMA_FINE = 1.0
+SIGMA_COARSE = 2.0
+#: level k is read within HAND_OVER x 2^k full-resolution px: there it speaks where the coarser estimate or
+#: its own reading falls (fading out over the next half of that)
+HAND_OVER = 3.0
+#: highest radius each level's table may return; beyond it the level's ratio no longer changes with blur
+LEVEL_TOP: tuple[float, ...] = (4.0, 12.0, 24.0)
+#: an edge votes when its contrast (linear luminance) and its coarse gradient stand this far above noise
+MIN_CONTRAST = 0.01
+NOISE_FACTOR = 4.0
+#: robust spreading of votes (level px): Gaussian widths and their weights; outliers beyond OUTLIER_PX x 2^k
+SPREAD_SIGMAS: tuple[float, ...] = (2.0, 6.0)
+SPREAD_WEIGHTS: tuple[float, ...] = (1.0, 0.3)
+OUTLIER_PX = 0.75
+#: spread vote density (contrast per level px^2) at which a level is trusted half
+DENSITY_HALF = 0.0001
+#: guided filter (full-resolution px, grey sRGB^2) that snaps the map to the photo's edges
+GUIDE_RADIUS = 8
+GUIDE_EPS = 1e-3
+#: median fine/coarse ratio at edge ridges per level, measured on disc-blurred photos of known radius (the
+#: tuning photos of ``python benchmarks/classic_map.py --calibrate``, never the ones it reports on). Natural
+#: edges are not ideal steps (lines, texture, noise), so these differ from an ideal step's ratios by up to 0.5.
+#: the combined map's median reading (on the same tuning photos, edge pixels) -> the true radius: spreading,
+#: level hand-over and the guided filter compress the range (a 12 px disc read 9.4 px), which this undoes
+READING_TO_RADIUS: tuple[tuple[float, float], ...] = (
+    (0.57, 0),
+    (1.16, 1),
+    (2.41, 2),
+    (3.55, 3),
+    (4.18, 4),
+    (4.87, 5),
+    (5.7, 6),
+    (7.54, 8),
+    (8.53, 10),
+    (9.84, 12),
+    (11.66, 14),
+    (13.52, 16),
+)
+CALIBRATION_RADII: tuple[float, ...] = (0, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24)
+CALIBRATION_RATIOS: tuple[tuple[float, ...], ...] = (
+    (
+        3.0791,
+        3.0791,
+        2.5374,
+        2.3811,
+        2.0836,
+        1.8866,
+        1.7017,
+        1.4784,
+        1.3789,
+        1.3385,
+        1.3141,
+        1.2976,
+        1.2837,
+        1.276,
+        1.2803,
+        1.2833,
+        1.2902,
+        1.3002,
+    ),
+    (
+        1.8475,
+        1.8475,
+        1.8128,
+        1.7976,
+        1.7538,
+        1.718,
+        1.6686,
+        1.5729,
+        1.4805,
+        1.3954,
+        1.3268,
+        1.2731,
+        1.2065,
+        1.1705,
+        1.1505,
+        1.1343,
+        1.1129,
+        1.0982,
+    ),
+    (
+        1.8044,
+        1.8044,
+        1.7965,
+        1.7934,
+        1.7826,
+        1.7726,
+        1.7607,
+        1.7261,
+        1.6883,
+        1.6465,
+        1.6023,
+        1.5547,
+        1.4602,
+        1.3793,
+        1.3027,
+        1.2431,
+        1.1759,
+        1.146,
+    ),
+)
+
+_LUMA = (0.2126, 0.7152, 0.0722)
+
+
+def _pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    """Reflect padding that also works when the pad exceeds the tile (reflect, then replicate the rest)."""
+    h, w = x.shape[-2:]
+    rt, rb, rl, rr = min(top, h - 1), min(bottom, h - 1), min(left, w - 1), min(right, w - 1)
+    if rt or rb or rl or rr:
+        x = F.pad(x, (rl, rr, rt, rb), mode="reflect")
+    if (top - rt) or (bottom - rb) or (left - rl) or (right - rr):
+        x = F.pad(x, (left - rl, right - rr, top - rt, bottom - rb), mode="replicate")
+    return x
+
+
+def gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of every channel, reflect borders, truncated at 3 sigma."""
+    k = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-k, k + 1, dtype=x.dtype, device=x.device)
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    g = g / g.sum()
+    c = x.shape[1]
+    xp = _pad(x, k, k, k, k)
+    xp = F.conv2d(xp, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(xp, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences (per px) with reflect borders, so a flat border reads as zero gradient."""
+    xp = _pad(x, 1, 1, 1, 1)
+    return 0.5 * (xp[..., 1:-1, 2:] - xp[..., 1:-1, :-2]), 0.5 * (xp[..., 2:, 1:-1] - xp[..., :-2, 1:-1])
+
+
+def _down(x: torch.Tensor) -> torch.Tensor:
+    """Next pyramid level: a light anti-alias blur, then the mean of each 2x2 block (odd sizes padded)."""
+    h, w = x.shape[-2:]
+    x = _pad(gaussian(x, 0.5), 0, h % 2, 0, w % 2)
+    return F.avg_pool2d(x, 2)
+
+
+def _pyramid(x: torch.Tensor) -> list[torch.Tensor]:
+    levels = [x]
+    for _ in range(LEVELS):
+        levels.append(_down(levels[-1]))
+    return levels
+
+
+def _measure(level: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fine and coarse gradient magnitudes and the coarse gradient's ridge (non-maximum suppression)."""
+    fx, fy = gradients(gaussian(level, SIGMA_FINE) if k > 0 else level)
+    cx, cy = gradients(gaussian(level, SIGMA_COARSE))
+    fine = torch.sqrt(fx * fx + fy * fy)
+    coarse = torch.sqrt(cx * cx + cy * cy)
+    h, w = coarse.shape[-2:]
+    mp = _pad(coarse, 1, 1, 1, 1)
+    sector = torch.round((torch.atan2(cy, cx) % math.pi) / (math.pi / 4)).long() % 4
+    neighbour = torch.zeros_like(coarse)
+    for s, (dy, dx) in enumerate(((0, 1), (1, 1), (1, 0), (1, -1))):
+        a = mp[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        b = mp[..., 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
+        neighbour = torch.where(sector == s, torch.maximum(a, b), neighbour)
+    return fine, coarse, coarse >= neighbour
+
+
+def _step_edge(radius: float, width: int, position: float) -> torch.Tensor:
+    """A unit step at ``position`` blurred by a uniform disc of ``radius`` px, pixel-integrated (1, W)."""
+    sub = 16
+    x = (torch.arange(width * sub, dtype=torch.float64) + 0.5) / sub - position
+    if radius <= 0:
+        profile = (x >= 0).to(torch.float64)
+    else:
+        d = x.clamp(-radius, radius)
+        area = d * torch.sqrt(radius * radius - d * d) + radius * radius * torch.asin(d / radius)
+        profile = 0.5 + area / (math.pi * radius * radius)
+    return profile.view(width, sub).mean(1).view(1, -1)
+
+
+@functools.lru_cache(maxsize=1)
+def _tables() -> tuple[torch.Tensor, torch.Tensor]:
+    """Per level and calibration radius: the coarse ridge gradient of a unit step, and per level the coarse
+    gradient's median response to unit white noise; measured through the same operators, averaged over
+    sub-pixel edge phases. They turn a ridge gradient into the edge's contrast and set the noise floor."""
+    width = 2 ** (LEVELS + 1) * 48
+    peaks = torch.zeros(LEVELS + 1, len(CALIBRATION_RADII), dtype=torch.float64)
+    phases = [p / 8 for p in range(8)]
+    for i, r in enumerate(CALIBRATION_RADII):
+        for p in phases:
+            edge = _step_edge(r, width, width / 2 + p * 2**LEVELS).expand(4 * 2**LEVELS, -1)
+            for k, level in enumerate(_pyramid(edge[None, None].contiguous())):
+                coarse = _measure(level, k)[1]
+                peaks[k, i] += float(coarse[0, 0, level.shape[-2] // 2].amax()) / len(phases)
+    noise = torch.randn(1, 1, 512, 512, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    gain = torch.tensor([float(_measure(lv, k)[1].median()) for k, lv in enumerate(_pyramid(noise))])
+    return peaks, gain.to(torch.float64)
+
+
+def _invert(table: torch.Tensor, radii: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """Radius whose tabulated (non-increasing) ratio matches ``ratio``, by linear interpolation, clamped."""
+    rev_t = table.flip(0).contiguous().to(ratio)
+    rev_r = radii.flip(0).to(ratio)
+    x = ratio.clamp(float(rev_t[0]), float(rev_t[-1]))
+    i = torch.searchsorted(rev_t, x.contiguous(), right=True).clamp(1, rev_t.numel() - 1)
+    lo, hi = rev_t[i - 1], rev_t[i]
+    t = ((x - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
+    return rev_r[i - 1] + t * (rev_r[i] - rev_r[i - 1])
+
+
+def to_radius(k: int, ratio: torch.Tensor) -> torch.Tensor:
+    """Level ``k``'s fine/coarse ratio -> blur radius (full-resolution px), by the calibrated table."""
+    n = sum(1 for r in CALIBRATION_RADII if r <= LEVEL_TOP[k])
+    table = torch.cummin(torch.tensor(CALIBRATION_RATIOS[k][:n], dtype=torch.float64), dim=0).values
+    return _invert(table, torch.tensor(CALIBRATION_RADII[:n], dtype=torch.float64), ratio)
+
+
+def _noise_sigma(luma: torch.Tensor) -> float:
+    """Robust white-noise sigma of the image: median absolute 4-neighbour Laplacian residual, rescaled."""
+    xp = _pad(luma, 1, 1, 1, 1)
+    resid = luma - 0.25 * (xp[..., :-2, 1:-1] + xp[..., 2:, 1:-1] + xp[..., 1:-1, :-2] + xp[..., 1:-1, 2:])
+    return float(resid.abs().median()) * 1.4826 / math.sqrt(1.25)
+
+
+def level_ratios(luma: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per pyramid level: fine/coarse gradient ratio, coarse gradient, and where a ridge stands above noise."""
+    _, noise_gain = _tables()
+    sigma = _noise_sigma(luma)
+    out = []
+    for k, level in enumerate(_pyramid(luma)):
+        fine, coarse, ridge = _measure(level, k)
+        ok = ridge & (coarse > NOISE_FACTOR * sigma * float(noise_gain[k]))
+        out.append((fine / coarse.clamp_min(1e-12), coarse, ok))
+    return out
+
+
+def level_votes(luma: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per pyramid level: sparse ratio votes and their weights (the edge's contrast; 0 off edges)."""
+    peaks, _ = _tables()
+    grid = torch.tensor(CALIBRATION_RADII, dtype=torch.float64)
+    votes = []
+    for k, (ratio, coarse, ok) in enumerate(level_ratios(luma)):
+        idx = torch.searchsorted(grid.to(ratio), to_radius(k, ratio).contiguous()).clamp(0, grid.numel() - 1)
+        contrast = coarse / peaks[k].to(coarse)[idx]
+        strong = ok & (contrast > MIN_CONTRAST)
+        votes.append((torch.where(strong, ratio, torch.zeros_like(ratio)), torch.where(strong, contrast, 0.0)))
+    return votes
+
+
+def _spread(k: int, values: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Robust normalized convolution of ratio votes: the dense radius and the spread vote density.
+
+    Ratios are averaged, not radii: the table clamps at radius 0, so averaging radii would bias sharp
+    regions upwards, while the ratio of a sharp edge scatters evenly about its calibrated value. Votes far
+    from the first dense estimate (crowded or noisy edges) then lose weight: a local median, roughly.
+    """
+
+    def blur2(num: torch.Tensor, den: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        acc_n, acc_d = torch.zeros_like(num), torch.zeros_like(den)
+        for sigma, w in zip(SPREAD_SIGMAS, SPREAD_WEIGHTS, strict=True):
+            acc_n += w * gaussian(num, sigma)
+            acc_d += w * gaussian(den, sigma)
+        return acc_n, acc_d
+
+    num, den = blur2(values * weight, weight)
+    dense = to_radius(k, num / den.clamp_min(1e-20))
+    agree = torch.exp(-0.5 * ((to_radius(k, values) - dense) / (OUTLIER_PX * 2**k)) ** 2)
+    num, den = blur2(values * weight * agree, weight * agree)
+    return to_radius(k, num / den.clamp_min(1e-20)), den
+
+
+def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
+    return F.avg_pool2d(_pad(x, radius, radius, radius, radius), 2 * radius + 1, stride=1)
+
+
+def _guided(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """He et al.'s guided filter with a grey guide: smooths ``src`` but keeps the guide's edges."""
+    mean_g, mean_s = _box(guide, radius), _box(src, radius)
+    a = (_box(guide * src, radius) - mean_g * mean_s) / (_box(guide * guide, radius) - mean_g * mean_g + eps)
+    b = mean_s - a * mean_g
+    return _box(a, radius) * guide + _box(b, radius)
+
+
+def _below(x: torch.Tensor, limit: float) -> torch.Tensor:
+    """1 below ``limit``, 0 from 1.5 x ``limit``, a smoothstep between."""
+    t = ((x - limit) / (0.5 * limit)).clamp(0.0, 1.0)
+    return 1.0 - t * t * (3.0 - 2.0 * t)
+
+
+def estimate_defocus(srgb: torch.Tensor) -> torch.Tensor:
+    """Blur radius map (1, 1, H, W) in full-resolution px for an sRGB tile (1, 3, H, W) in [0, 1]."""
+    lin = srgb_to_linear(srgb.float())
+    luma = (lin * torch.tensor(_LUMA, dtype=lin.dtype, device=lin.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    size = luma.shape[-2:]
+    estimate = torch.zeros_like(luma)
+    for k, (values, weight) in reversed(list(enumerate(level_votes(luma)))):
+        dense, density = _spread(k, values, weight)
+        trust = density / (density + DENSITY_HALF)
+        if k < LEVELS:
+            # A finer level speaks where the coarser levels say the blur is within its range, or where it
+            # reads so itself: its evidence of sharpness outranks a coarse level reading a smooth ramp as
+            # blur, while its saturated readings ("wider than I can see") leave the coarse estimate alone.
+            limit = HAND_OVER * 2**k
+            own = F.interpolate(_below(dense, limit), size=size, mode="bilinear", align_corners=False)
+            trust = F.interpolate(trust, size=size, mode="bilinear", align_corners=False)
+            trust = trust * torch.maximum(_below(estimate, limit), own)
+        else:
+            trust = F.interpolate(trust, size=size, mode="bilinear", align_corners=False)
+        dense = F.interpolate(dense, size=size, mode="bilinear", align_corners=False)
+        estimate = estimate + trust * (dense - estimate)
+    reading = _guided(linear_to_srgb(luma), estimate, GUIDE_RADIUS, GUIDE_EPS)
+    return _recalibrate(reading).clamp(0.0, MAX_RADIUS)
+
+
+def _recalibrate(reading: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear ``READING_TO_RADIUS``, extended by its last slope beyond the last point."""
+    xs = torch.tensor([p[0] for p in READING_TO_RADIUS], dtype=reading.dtype, device=reading.device)
+    ys = torch.tensor([p[1] for p in READING_TO_RADIUS], dtype=reading.dtype, device=reading.device)
+    i = torch.searchsorted(xs, reading.contiguous()).clamp(1, xs.numel() - 1)
+    t = (reading - xs[i - 1]) / (xs[i] - xs[i - 1])
+    return ys[i - 1] + t * (ys[i] - ys[i - 1])
