@@ -12,6 +12,7 @@ range on every photo size), and the larger of the two radii wins: a large blur e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,6 +30,8 @@ BOKEH_MODES = ("keep", "remove")
 WEIGHT_MAP = "bokeh_weight"
 WEIGHT_UNIT = "correction weight (0 = untouched, 1 = fully corrected)"
 _LUMA = (0.2126, 0.7152, 0.0722)
+#: the pyramid estimate runs on at most this many pixels (about 110 B each), so a 24 MP photo stays in 2 GB
+ESTIMATE_MAX_PIXELS = 1_000_000
 
 
 def grey_guide(x: torch.Tensor) -> np.ndarray:
@@ -41,11 +44,13 @@ def estimate_radius(x: torch.Tensor, threshold: float) -> tuple[np.ndarray, floa
     """The pyramid estimator's blur radius (full-resolution px) on the photo shrunk by ``scale``.
 
     Returns the map on the shrunk grid and the scale. The shrink grows with the threshold, so the threshold
-    falls at the same place of the estimator's range on every photo size, and the reach is ``MAX_RADIUS * scale``.
+    falls at the same place of the estimator's range on every photo size, and the reach is ``MAX_RADIUS * scale``;
+    photos above ``ESTIMATE_MAX_PIXELS`` are shrunk further, for memory.
     """
     from deblurcli.methods.defocus_map import estimate_defocus
 
-    scale = max(1.0, threshold / bokeh.BASE_THRESHOLD_PX)
+    pixels = x.shape[-2] * x.shape[-1]
+    scale = max(1.0, threshold / bokeh.BASE_THRESHOLD_PX, math.sqrt(pixels / ESTIMATE_MAX_PIXELS))
     small = x.float().clamp(0.0, 1.0)
     if scale > 1.0:
         size = (max(1, round(x.shape[-2] / scale)), max(1, round(x.shape[-1] / scale)))
