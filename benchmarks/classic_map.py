@@ -72,10 +72,12 @@ def calibrate(photos: list[torch.Tensor]) -> None:
     for r in dm.CALIBRATION_RADII:
         per_level: list[list[torch.Tensor]] = [[] for _ in range(dm.LEVELS + 1)]
         for i, photo in enumerate(photos):
-            luma = _luma(blur(photo, r, i))
+            blurred = blur(photo, r, i)
+            luma = _luma(blurred)
             noise = dm._noise_sigma(luma)
+            clipped = (blurred.amax(dim=1, keepdim=True) >= dm.CLIP_LEVEL).float()
             for k, level in enumerate(dm._pyramid(luma)):
-                q, weight = dm.level_votes(level, k, noise)
+                q, weight = dm.level_votes(level, k, noise, dm._near(clipped, k, level.shape[-2:]))
                 per_level[k].append(q[weight > 0])
         ratios.append([float(torch.cat(p).median()) for p in per_level])
     table = tuple(tuple(round(row[k], 4) for row in ratios) for k in range(dm.LEVELS + 1))

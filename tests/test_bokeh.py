@@ -97,7 +97,7 @@ EDGE_BAND_PX = 4
 @pytest.mark.xfail(
     strict=True,
     reason="known gap of issue #12: the map hands over from a sharp subject's outline to the soft background "
-    "within ~6 px, so background 4-6 px from the outline still changes (up to 5/255 today; 18/255 with the "
+    "within ~6 px, so background 4-6 px from the outline still changes (up to 4/255 today; 18/255 with the "
     "previous edge-only map); strict, so a fix must remove this marker",
 )
 def test_keep_leaves_background_beside_the_subject(two_layer: tuple[np.ndarray, ...]) -> None:

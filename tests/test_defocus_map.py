@@ -67,3 +67,22 @@ def test_calibration_tables_fall_with_blur() -> None:
         assert all(b <= a + 0.02 for a, b in zip(ratios, ratios[1:], strict=False)), level
     readings = [p[0] for p in defocus_map.READING_TO_RADIUS]
     assert readings == sorted(readings)
+
+
+def test_clipped_highlight_does_not_read_sharp() -> None:
+    """A light source far brighter than white, blurred by 4 px, clips to a plateau with a steep rim: that rim
+    must not read as a sharp edge (it would make ``--bokeh keep`` sharpen a bokeh ball)."""
+    h = w = 160
+    yy, xx = np.mgrid[:h, :w]
+    lin = np.full((h, w), 0.18, np.float32)
+    lin += 0.05 * ((yy // 8 + xx // 8) % 2)  # a checker, so the blur can be read around the light
+    lin[(yy - 80) ** 2 + (xx - 80) ** 2 < 20**2] = 8.0
+    light = torch.from_numpy(lin)[None, None].expand(1, 3, h, w).contiguous()
+    k = disc_kernel(4.0)
+    p = k.shape[-1] // 2
+    blurred = F.conv2d(F.pad(light, (p, p, p, p), mode="reflect"), k.expand(3, 1, -1, -1), groups=3)
+    srgb = torch.round(linear_to_srgb(blurred) * 255) / 255
+    distance = np.sqrt((yy - 80.0) ** 2 + (xx - 80.0) ** 2)
+    rim = (distance > 20) & (distance < 30)
+    radius_map = defocus_map.estimate_defocus(srgb)[0, 0].numpy()
+    assert float(np.median(radius_map[rim])) >= 1.5  # 0.56 px before clipped pixels were kept from voting

@@ -46,6 +46,10 @@ LEVEL_TOP: tuple[float, ...] = (4.0, 12.0, 24.0)
 #: an edge votes when its contrast (linear luminance) and its coarse gradient stand this far above noise
 MIN_CONTRAST = 0.01
 NOISE_FACTOR = 4.0
+#: a pixel with any channel at or above CLIP_LEVEL (sRGB) is clipped; ridges within CLIP_REACH level px of
+#: one do not vote (the coarse gradient's Gaussian reaches about that far)
+CLIP_LEVEL = 0.99
+CLIP_REACH = 4
 #: robust spreading of votes (level px): Gaussian widths and their weights; outliers beyond OUTLIER_PX x 2^k
 SPREAD_SIGMAS: tuple[float, ...] = (2.0, 6.0)
 SPREAD_WEIGHTS: tuple[float, ...] = (1.0, 0.3)
@@ -61,80 +65,80 @@ GUIDE_EPS = 1e-3
 #: the combined map's median reading (on the same tuning photos, edge pixels) -> the true radius: spreading,
 #: level hand-over and the guided filter compress the range (a 12 px disc read 9.4 px), which this undoes
 READING_TO_RADIUS: tuple[tuple[float, float], ...] = (
-    (0.57, 0),
-    (1.16, 1),
-    (2.41, 2),
-    (3.55, 3),
-    (4.18, 4),
-    (4.87, 5),
-    (5.7, 6),
-    (7.54, 8),
-    (8.53, 10),
-    (9.84, 12),
-    (11.66, 14),
-    (13.52, 16),
+    (0.58, 0),
+    (1.15, 1),
+    (2.39, 2),
+    (3.5, 3),
+    (4.12, 4),
+    (4.82, 5),
+    (5.63, 6),
+    (7.53, 8),
+    (8.61, 10),
+    (9.62, 12),
+    (11.3, 14),
+    (13.29, 16),
 )
 CALIBRATION_RADII: tuple[float, ...] = (0, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24)
 CALIBRATION_RATIOS: tuple[tuple[float, ...], ...] = (
     (
-        3.0791,
-        3.0791,
-        2.5374,
-        2.3811,
-        2.0836,
-        1.8866,
-        1.7017,
-        1.4784,
-        1.3789,
-        1.3385,
-        1.3141,
-        1.2976,
-        1.2837,
-        1.276,
-        1.2803,
-        1.2833,
-        1.2902,
-        1.3002,
+        3.1059,
+        3.1059,
+        2.5538,
+        2.3962,
+        2.0947,
+        1.895,
+        1.7083,
+        1.4828,
+        1.3817,
+        1.34,
+        1.3149,
+        1.2981,
+        1.284,
+        1.2763,
+        1.2805,
+        1.2834,
+        1.2892,
+        1.2988,
     ),
     (
-        1.8475,
-        1.8475,
-        1.8128,
-        1.7976,
-        1.7538,
-        1.718,
-        1.6686,
-        1.5729,
-        1.4805,
-        1.3954,
-        1.3268,
-        1.2731,
-        1.2065,
-        1.1705,
-        1.1505,
-        1.1343,
-        1.1129,
-        1.0982,
+        1.853,
+        1.853,
+        1.8248,
+        1.8096,
+        1.7672,
+        1.7305,
+        1.6796,
+        1.5808,
+        1.4868,
+        1.4005,
+        1.3306,
+        1.2765,
+        1.2086,
+        1.1725,
+        1.152,
+        1.1354,
+        1.1137,
+        1.0989,
     ),
     (
-        1.8044,
-        1.8044,
-        1.7965,
-        1.7934,
-        1.7826,
-        1.7726,
-        1.7607,
-        1.7261,
-        1.6883,
-        1.6465,
-        1.6023,
-        1.5547,
-        1.4602,
-        1.3793,
-        1.3027,
-        1.2431,
-        1.1759,
-        1.146,
+        1.8166,
+        1.8166,
+        1.8113,
+        1.8093,
+        1.7964,
+        1.7851,
+        1.7723,
+        1.7387,
+        1.6985,
+        1.6567,
+        1.6117,
+        1.563,
+        1.4665,
+        1.385,
+        1.3068,
+        1.2464,
+        1.1785,
+        1.1477,
     ),
 )
 
@@ -283,17 +287,23 @@ def _noise_sigma(luma: torch.Tensor) -> float:
     return float(resid.abs().median()) * 1.4826 / math.sqrt(1.25)
 
 
-def level_votes(level: torch.Tensor, k: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+def level_votes(
+    level: torch.Tensor, k: int, noise: float, clipped: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sparse ratio votes of pyramid level ``k`` and their weights (the edge's contrast; 0 off edges).
 
     A ridge votes when its coarse gradient stands ``NOISE_FACTOR`` above the noise's and its contrast (the
     ridge gradient over that of a unit step of the radius it reads) above ``MIN_CONTRAST``. The table
-    lookups run on the ridge pixels only.
+    lookups run on the ridge pixels only. ``clipped`` (bool, this level's grid) marks where a clipped highlight
+    is within reach of the gradients: clipping flattens a blurred highlight into a plateau with a steep rim, an
+    edge that reads sharp however blurred the light was, so such ridges do not vote.
     """
     peaks, noise_gain = _tables()
     fine, coarse, ridge = _measure(level, k)
     ok = ridge & (coarse > NOISE_FACTOR * noise * float(noise_gain[k]))
     del ridge
+    if clipped is not None:
+        ok &= ~clipped
     ratio = fine[ok] / coarse[ok].clamp_min(1e-12)
     grid = torch.tensor(CALIBRATION_RADII, dtype=ratio.dtype, device=ratio.device)
     idx = torch.searchsorted(grid, to_radius(k, ratio).contiguous()).clamp(0, grid.numel() - 1)
@@ -363,9 +373,11 @@ def estimate_defocus(srgb: torch.Tensor) -> torch.Tensor:
     size = luma.shape[-2:]
     noise = _noise_sigma(luma)
     levels = _pyramid(luma)
+    clipped = (srgb.amax(dim=1, keepdim=True) >= CLIP_LEVEL).float()
     estimate = torch.zeros_like(luma)
     for k in reversed(range(LEVELS + 1)):
-        dense, density = _spread(k, *level_votes(levels[k], k, noise))
+        near = _near(clipped, k, levels[k].shape[-2:]) if bool(clipped.any()) else None
+        dense, density = _spread(k, *level_votes(levels[k], k, noise, near))
         trust = density.div_(density + DENSITY_HALF)
         trust = F.interpolate(trust, size=size, mode="bilinear", align_corners=False)
         if k < LEVELS:
@@ -382,6 +394,16 @@ def estimate_defocus(srgb: torch.Tensor) -> torch.Tensor:
     del levels
     reading = _guided(linear_to_srgb(luma), estimate, GUIDE_RADIUS, GUIDE_EPS)
     return _recalibrate(reading).clamp_(0.0, MAX_RADIUS)
+
+
+def _near(clipped: torch.Tensor, k: int, size: torch.Size) -> torch.Tensor:
+    """Level ``k`` pixels within ``CLIP_REACH`` level px of a clipped full-resolution pixel."""
+    f = 2**k
+    h, w = clipped.shape[-2:]
+    grid = F.max_pool2d(_pad(clipped, 0, (-h) % f, 0, (-w) % f), f) if f > 1 else clipped
+    grid = grid[..., : size[0], : size[1]]
+    r = CLIP_REACH
+    return F.max_pool2d(_pad(grid, r, r, r, r), 2 * r + 1, stride=1) > 0
 
 
 def _recalibrate(reading: torch.Tensor) -> torch.Tensor:
