@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deblurcli.engine.color import linear_to_srgb, srgb_to_linear
+from deblurcli.methods.defocus_map import gaussian, gradients, guided, reflect_pad
 from deblurcli.methods.spec import MethodSpec, Outputs
 
 #: radii of the deconvolution bank, px; the map is clamped to the last one
@@ -55,41 +56,6 @@ FFT_PAD = 32
 _LUMA = (0.2126, 0.7152, 0.0722)
 
 
-def _pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
-    """Reflect padding that also works when the pad exceeds the tile (reflect, then replicate the rest)."""
-    h, w = x.shape[-2:]
-    rt, rb, rl, rr = min(top, h - 1), min(bottom, h - 1), min(left, w - 1), min(right, w - 1)
-    if rt or rb or rl or rr:
-        x = F.pad(x, (rl, rr, rt, rb), mode="reflect")
-    if (top - rt) or (bottom - rb) or (left - rl) or (right - rr):
-        x = F.pad(x, (left - rl, right - rr, top - rt, bottom - rb), mode="replicate")
-    return x
-
-
-def _conv_sep(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Separable same-size convolution of every channel with a symmetric 1-D kernel, reflect borders."""
-    c, k = x.shape[1], taps.numel() // 2
-    xp = _pad(x, k, k, k, k)
-    kh = taps.view(1, 1, 1, -1).expand(c, 1, 1, -1)
-    kv = taps.view(1, 1, -1, 1).expand(c, 1, -1, 1)
-    return F.conv2d(F.conv2d(xp, kh, groups=c), kv, groups=c)
-
-
-def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    k = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-k, k + 1, dtype=x.dtype, device=x.device)
-    g = torch.exp(-0.5 * (t / sigma) ** 2)
-    return _conv_sep(x, g / g.sum())
-
-
-def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Central differences (per px) with reflect borders, so a flat border reads as zero gradient."""
-    xp = _pad(x, 1, 1, 1, 1)
-    gx = 0.5 * (xp[..., 1:-1, 2:] - xp[..., 1:-1, :-2])
-    gy = 0.5 * (xp[..., 2:, 1:-1] - xp[..., :-2, 1:-1])
-    return gx, gy
-
-
 @functools.lru_cache(maxsize=1)
 def _ratio_table() -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient ratio R(r) of an ideal step edge blurred by our disc of radius r, for r on a fine grid.
@@ -107,8 +73,8 @@ def _ratio_table() -> tuple[torch.Tensor, torch.Tensor]:
         lsf = disc_kernel(r, dtype=torch.float64).sum(0)
         k = lsf.numel() // 2
         edge = F.conv2d(F.pad(step, (k, k, 0, 0), mode="replicate"), lsf.view(1, 1, 1, -1))
-        peak = _gradients(edge)[0].abs().amax()
-        peak0 = _gradients(_gaussian(edge, SIGMA0))[0].abs().amax()
+        peak = gradients(edge)[0].abs().amax()
+        peak0 = gradients(gaussian(edge, SIGMA0))[0].abs().amax()
         ratios.append(float(peak / peak0))
     radii[0] = 0.0  # a disc of radius 0.5 is a delta: the sharpest measurable edge means no blur
     return radii, torch.tensor(ratios, dtype=torch.float64)
@@ -132,12 +98,12 @@ def _edge_estimates(luma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Edges are thin ridges of the gradient magnitude (non-maximum suppression along the quantised gradient
     direction), because the ratio formula holds at an edge's centre, not on its flanks.
     """
-    gx, gy = _gradients(luma)
+    gx, gy = gradients(luma)
     mag = torch.sqrt(gx * gx + gy * gy)
-    rx, ry = _gradients(_gaussian(luma, SIGMA0))
+    rx, ry = gradients(gaussian(luma, SIGMA0))
     mag0 = torch.sqrt(rx * rx + ry * ry)
 
-    mp = _pad(mag, 1, 1, 1, 1)
+    mp = reflect_pad(mag, 1, 1, 1, 1)
     h, w = mag.shape[-2:]
 
     def shifted(dy: int, dx: int) -> torch.Tensor:
@@ -161,24 +127,9 @@ def _normalized_blur(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     acc_num = torch.zeros_like(num)
     acc_den = torch.zeros_like(den)
     for sigma, weight in zip(SPREAD_SIGMAS, SPREAD_WEIGHTS, strict=True):
-        acc_num += weight * _gaussian(num, sigma)
-        acc_den += weight * _gaussian(den, sigma)
+        acc_num += weight * gaussian(num, sigma)
+        acc_den += weight * gaussian(den, sigma)
     return acc_num / acc_den.clamp_min(1e-20)
-
-
-def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    size = 2 * radius + 1
-    return F.avg_pool2d(_pad(x, radius, radius, radius, radius), size, stride=1)
-
-
-def _guided(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
-    """He et al.'s guided filter with a grey guide: smooths ``src`` but keeps the guide's edges."""
-    mean_g, mean_s = _box(guide, radius), _box(src, radius)
-    cov = _box(guide * src, radius) - mean_g * mean_s
-    var = _box(guide * guide, radius) - mean_g * mean_g
-    a = cov / (var + eps)
-    b = mean_s - a * mean_g
-    return _box(a, radius) * guide + _box(b, radius)
 
 
 def _propagate(values: torch.Tensor, confidence: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
@@ -193,7 +144,7 @@ def _propagate(values: torch.Tensor, confidence: torch.Tensor, guide: torch.Tens
     agree = torch.exp(-0.5 * ((values - dense) / OUTLIER_PX) ** 2)
     robust = confidence * agree
     dense = _normalized_blur(values * robust, robust)
-    return _guided(guide, dense, GUIDE_RADIUS, GUIDE_EPS)
+    return guided(guide, dense, GUIDE_RADIUS, GUIDE_EPS)
 
 
 def estimate_defocus(srgb: torch.Tensor) -> torch.Tensor:
@@ -243,7 +194,7 @@ def _taper_pad(x: torch.Tensor, shape: tuple[int, int], pad: int) -> torch.Tenso
     """Reflect-pad to ``shape``, fading the outer band to the tile mean so the FFT's wrap-around is smooth."""
     h, w = x.shape[-2:]
     hh, ww = shape
-    out = _pad(x, pad, hh - h - pad, pad, ww - w - pad)
+    out = reflect_pad(x, pad, hh - h - pad, pad, ww - w - pad)
     band = max(1, pad // 2)
 
     def ramp(n: int, lo: int, hi: int) -> torch.Tensor:

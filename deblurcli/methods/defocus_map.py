@@ -145,7 +145,7 @@ CALIBRATION_RATIOS: tuple[tuple[float, ...], ...] = (
 _LUMA = (0.2126, 0.7152, 0.0722)
 
 
-def _pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+def reflect_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
     """Reflect padding that also works when the pad exceeds the tile (reflect, then replicate the rest)."""
     h, w = x.shape[-2:]
     rt, rb, rl, rr = min(top, h - 1), min(bottom, h - 1), min(left, w - 1), min(right, w - 1)
@@ -167,7 +167,7 @@ def gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
     g = torch.exp(-0.5 * (t / sigma) ** 2)
     g = (g / g.sum()).view(1, 1, 1, -1)
     n, c, h, w = x.shape
-    xp = _pad(x, k, k, k, k)
+    xp = reflect_pad(x, k, k, k, k)
     rows = xp.reshape(1, -1, 1, w + 2 * k)
     across = F.conv2d(rows, g.expand(rows.shape[1], 1, 1, -1), groups=rows.shape[1]).view(n, c, h + 2 * k, w)
     del xp, rows
@@ -179,14 +179,14 @@ def gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Central differences (per px) with reflect borders, so a flat border reads as zero gradient."""
-    xp = _pad(x, 1, 1, 1, 1)
+    xp = reflect_pad(x, 1, 1, 1, 1)
     return 0.5 * (xp[..., 1:-1, 2:] - xp[..., 1:-1, :-2]), 0.5 * (xp[..., 2:, 1:-1] - xp[..., :-2, 1:-1])
 
 
 def _down(x: torch.Tensor) -> torch.Tensor:
     """Next pyramid level: a light anti-alias blur, then the mean of each 2x2 block (odd sizes padded)."""
     h, w = x.shape[-2:]
-    x = _pad(gaussian(x, 0.5), 0, h % 2, 0, w % 2)
+    x = reflect_pad(gaussian(x, 0.5), 0, h % 2, 0, w % 2)
     return F.avg_pool2d(x, 2)
 
 
@@ -215,7 +215,7 @@ def _measure(level: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, t
     same_sign = (cx * cy) > 0
     del cx, cy, ax, ay
     h, w = coarse.shape[-2:]
-    mp = _pad(coarse, 1, 1, 1, 1)
+    mp = reflect_pad(coarse, 1, 1, 1, 1)
     ridge = torch.ones_like(coarse, dtype=torch.bool)
     diagonal = ~(across_x | across_y)
     for (dy, dx), where in (
@@ -282,7 +282,7 @@ def to_radius(k: int, ratio: torch.Tensor) -> torch.Tensor:
 
 def _noise_sigma(luma: torch.Tensor) -> float:
     """Robust white-noise sigma of the image: median absolute 4-neighbour Laplacian residual, rescaled."""
-    xp = _pad(luma, 1, 1, 1, 1)
+    xp = reflect_pad(luma, 1, 1, 1, 1)
     resid = luma - 0.25 * (xp[..., :-2, 1:-1] + xp[..., 2:, 1:-1] + xp[..., 1:-1, :-2] + xp[..., 1:-1, 2:])
     return float(resid.abs().median()) * 1.4826 / math.sqrt(1.25)
 
@@ -348,10 +348,10 @@ def _spread(k: int, values: torch.Tensor, weight: torch.Tensor) -> tuple[torch.T
 
 
 def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    return F.avg_pool2d(_pad(x, radius, radius, radius, radius), 2 * radius + 1, stride=1)
+    return F.avg_pool2d(reflect_pad(x, radius, radius, radius, radius), 2 * radius + 1, stride=1)
 
 
-def _guided(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+def guided(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
     """He et al.'s guided filter with a grey guide: smooths ``src`` but keeps the guide's edges."""
     mean_g, mean_s = _box(guide, radius), _box(src, radius)
     a = _box(guide * src, radius).sub_(mean_g * mean_s)
@@ -392,7 +392,7 @@ def estimate_defocus(srgb: torch.Tensor) -> torch.Tensor:
         estimate.add_(trust.mul_(dense.sub_(estimate)))
         del dense, trust
     del levels
-    reading = _guided(linear_to_srgb(luma), estimate, GUIDE_RADIUS, GUIDE_EPS)
+    reading = guided(linear_to_srgb(luma), estimate, GUIDE_RADIUS, GUIDE_EPS)
     return _recalibrate(reading).clamp_(0.0, MAX_RADIUS)
 
 
@@ -400,10 +400,10 @@ def _near(clipped: torch.Tensor, k: int, size: torch.Size) -> torch.Tensor:
     """Level ``k`` pixels within ``CLIP_REACH`` level px of a clipped full-resolution pixel."""
     f = 2**k
     h, w = clipped.shape[-2:]
-    grid = F.max_pool2d(_pad(clipped, 0, (-h) % f, 0, (-w) % f), f) if f > 1 else clipped
+    grid = F.max_pool2d(reflect_pad(clipped, 0, (-h) % f, 0, (-w) % f), f) if f > 1 else clipped
     grid = grid[..., : size[0], : size[1]]
     r = CLIP_REACH
-    return F.max_pool2d(_pad(grid, r, r, r, r), 2 * r + 1, stride=1) > 0
+    return F.max_pool2d(reflect_pad(grid, r, r, r, r), 2 * r + 1, stride=1) > 0
 
 
 def _recalibrate(reading: torch.Tensor) -> torch.Tensor:
