@@ -266,13 +266,14 @@ SPEC = MethodSpec(
     receptive_field=64,
     maps=("defocus",),
     map_units={"defocus": "blur radius, px"},
-    # What --tile auto picks for a 24 MP photo within 2 GB end to end (choose_tile); 1280x720 gets 512.
-    default_tile=520,
-    # Peak RSS growth per input pixel: 323 B at 512x512, 251 at 1024x1024 (benchmarks/tile_speed.py --memory).
+    # What --tile auto picks for a 24 MP photo within 2 GB end to end (choose_tile): 1303 px, 20 tiles, 30.9 s,
+    # 1.82 GiB (benchmarks/bigphoto.py); 1280x720 is one tile.
+    default_tile=1304,
+    # Peak RSS growth per input pixel: 294 B at 512x512, 212 at 1024x1024 (benchmarks/tile_speed.py --memory).
     bytes_per_pixel=400,
-    # Seconds per tile MP relative to the fastest edge: 1.16 s/MP at 256 px, 0.99 at 512, 1.60 at 768, 1.62 at 1024
+    # Seconds per tile MP relative to the fastest edge: 0.99 s/MP at 256 px, 0.88 at 512, 0.84 at 768, 0.86 at 1024
     # (python benchmarks/tile_speed.py --edges 256,512,768,1024 --repeat 2: fp32, 2 threads, edges interleaved
-    # in one process, quiet 2-core machine). Smaller tiles run faster per pixel (caches).
-    tile_speed=((256, 1.17), (512, 1.0), (768, 1.61), (1024, 1.64)),
+    # in one process, quiet 2-core machine; after the map's Gaussians became depthwise row convolutions).
+    tile_speed=((256, 1.18), (512, 1.05), (768, 1.0), (1024, 1.03)),
     supports_half=False,
 )
