@@ -4,25 +4,23 @@ twice, and a bad photo in the middle is still one line."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import types
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 import deblurcli.io.decode as decode_mod
 import deblurcli.io.encode as encode_mod
-import deblurcli.io.metadata as metadata_mod
 from deblurcli.cli import app
 from deblurcli.engine.shard import Rank, parse_devices, rank_from_env, share
 from deblurcli.errors import EncodeError, UsageError
@@ -31,19 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
-class _Fixed(datetime.datetime):
-    """The clock the provenance record reads, stopped, so that two runs can be compared byte for byte."""
-
-    @classmethod
-    def now(cls, tz: datetime.tzinfo | None = None) -> _Fixed:
-        return cls(2026, 1, 2, 3, 4, 5, tzinfo=tz)
+#: 2026-01-02T03:04:05Z: the provenance clock stopped (reproducible-builds' SOURCE_DATE_EPOCH), so that two runs
+#: can be compared byte for byte
+EPOCH = "1767323045"
 
 
 @pytest.fixture(autouse=True)
 def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    stopped = types.SimpleNamespace(**{**vars(datetime), "datetime": _Fixed})
-    monkeypatch.setattr(encode_mod, "datetime", stopped)
-    monkeypatch.setattr(metadata_mod, "datetime", stopped)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
 
 
 def _photos(folder: Path, n: int) -> list[Path]:
@@ -110,6 +103,17 @@ def test_parse_devices() -> None:
     assert parse_devices("cpu,cpu") == ("cpu", "cpu")
     with pytest.raises(UsageError):
         parse_devices("cuda:0,,cuda:1")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_devices_that_are_missing_are_named_as_devices(tmp_path: Path) -> None:
+    _photos(tmp_path / "in", 1)
+    result = runner.invoke(
+        app, ["deblur", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--devices", "cuda:0,cuda:1"]
+    )
+    assert result.exit_code != 0
+    assert "--devices cuda:0,cuda:1: cuda:0: no CUDA GPU" in result.output
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
 # --- prefetch -------------------------------------------------------------------------------------------
@@ -191,15 +195,8 @@ def test_device_and_devices_together_are_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not both" in result.stderr
 
 
-_STOPPED_CLOCK = """
-import datetime, sys, types
-import deblurcli.io.encode as encode_mod, deblurcli.io.metadata as metadata_mod
-class Fixed(datetime.datetime):
-    @classmethod
-    def now(cls, tz=None):
-        return cls(2026, 1, 2, 3, 4, 5, tzinfo=tz)
-stopped = types.SimpleNamespace(**{**vars(datetime), "datetime": Fixed})
-encode_mod.datetime = metadata_mod.datetime = stopped
+_MAIN = """
+import sys
 from deblurcli.__main__ import main
 sys.argv = ["defocus", "deblur", *sys.argv[1:]]
 main()
@@ -211,7 +208,7 @@ def test_torchrun_ranks_split_the_batch_and_write_what_one_process_writes(tmp_pa
     code, one = run(str(tmp_path / "in"), "-o", str(tmp_path / "one"))
     assert code == 0
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}
-    cmd = [sys.executable, "-c", textwrap.dedent(_STOPPED_CLOCK), str(tmp_path / "in"), "-o", str(tmp_path / "ranks")]
+    cmd = [sys.executable, "-c", textwrap.dedent(_MAIN), str(tmp_path / "in"), "-o", str(tmp_path / "ranks")]
     procs = [
         subprocess.Popen([*cmd, "--json", "-q"], env={**env, "RANK": str(r)}, stdout=subprocess.PIPE, text=True)
         for r in range(2)
@@ -252,3 +249,17 @@ def test_ctrl_c_while_a_helper_thread_writes_exits_130_and_leaves_no_temp_file(t
     for name in left:  # whatever was finished before Ctrl-C is whole
         with Image.open(tmp_path / "out" / name) as im:
             im.load()
+
+
+def test_source_date_epoch_sets_the_provenance_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deblurcli.io.metadata import provenance_date
+
+    assert provenance_date() == "2026-01-02T03:04:05+00:00"
+    _photos(tmp_path / "in", 1)
+    for name in ("a", "b"):
+        code, _ = run(str(tmp_path / "in"), "-o", str(tmp_path / name))
+        assert code == 0
+    assert _contents(tmp_path / "a") == _contents(tmp_path / "b")  # two runs, the same bytes
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(UsageError):
+        provenance_date()

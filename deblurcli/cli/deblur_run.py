@@ -28,10 +28,18 @@ from deblurcli import interrupts
 from deblurcli.cli.common import one_line
 from deblurcli.cli.outputs import check_bit_depth, find_clashes, prepare_folder
 from deblurcli.engine.shard import Rank, rank_from_env, share
-from deblurcli.errors import DefocusError, DiskFullError, UsageError, WeightsError, WeightsMissingError
+from deblurcli.errors import (
+    DefocusError,
+    DeviceError,
+    DiskFullError,
+    UsageError,
+    WeightsError,
+    WeightsMissingError,
+)
 from deblurcli.inputs import OUTPUT_MARKER, Candidate, expand_inputs
 from deblurcli.io.atomic import claim, stale_temps
 from deblurcli.io.decode import SUPPORTED_EXTENSIONS
+from deblurcli.io.metadata import provenance_date
 from deblurcli.naming import DEFAULT_SUFFIX, DEFAULT_TEMPLATE, Naming, check_naming, map_paths
 
 if TYPE_CHECKING:
@@ -99,6 +107,7 @@ def run_batch(req: BatchRequest, console: Console) -> tuple[list[FileResult], in
         raise UsageError("--prefetch must be 0 or more")
     if req.devices and req.device != "auto":
         raise UsageError("give --device or --devices, not both")
+    provenance_date()  # a malformed SOURCE_DATE_EPOCH stops the batch here, not at each photo's write
     rank = rank_from_env(os.environ)
     with tempfile.TemporaryDirectory(prefix="defocus-") as tmp:
         private = Path(tmp)
@@ -522,7 +531,13 @@ def _options(req: BatchRequest, console: Console, rank: Rank) -> tuple[DeblurOpt
     names = list(req.devices) or [req.device]
     if rank.count > 1 and names == ["auto"] and torch.cuda.is_available():
         names = [f"cuda:{rank.local}"]  # torchrun starts one process per GPU of a node
-    devices = [pick_device(name) for name in names]
+    try:
+        devices = [pick_device(name) for name in names]
+    except DeviceError as err:
+        if not req.devices:
+            raise
+        reason = str(err).removeprefix("--device ")
+        raise DeviceError(f"--devices {','.join(req.devices)}: {reason}") from None
     precision = req.precision
     if precision != "fp32" and not spec.supports_half:
         if not req.quiet:

@@ -13,7 +13,6 @@ XMP, the ImageDescription stays the user's, and the result gets the input's modi
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +130,7 @@ def _with_source(provenance: Mapping[str, str] | None, photo: Photo) -> dict[str
     if provenance is None:
         return None
     record = dict(provenance)
-    record.setdefault("date", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    record.setdefault("date", metadata.provenance_date())
     source = Path(photo.source)
     if source.name and "source" not in record:
         record["source"] = source.name

@@ -22,6 +22,7 @@ import contextlib
 import datetime
 import functools
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from deblurcli import __version__
+from deblurcli.errors import UsageError
 
 ORIENTATION = 0x0112
 IMAGE_DESCRIPTION = 0x010E
@@ -238,6 +240,21 @@ def carrier() -> bytes:
     return buffer.getvalue()
 
 
+def provenance_date() -> str:
+    """The time a provenance record carries: now (UTC), or ``SOURCE_DATE_EPOCH`` when it is set, the
+    reproducible-builds convention, so that two runs over the same photo can write byte-identical files.
+
+    Raises:
+        UsageError: ``SOURCE_DATE_EPOCH`` is set but is not a whole number of seconds.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is None or not epoch.strip():
+        return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    if not epoch.strip().isdigit():
+        raise UsageError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, not {epoch!r}")
+    return datetime.datetime.fromtimestamp(int(epoch), datetime.UTC).isoformat(timespec="seconds")
+
+
 def _provenance_xmp(provenance: Mapping[str, str], existing: Mapping[str, object]) -> dict[str, object]:
     """``defocus:*`` properties for every provenance entry, plus one ``xmpMM:History`` event appended."""
     fields: dict[str, object] = {}
@@ -246,7 +263,7 @@ def _provenance_xmp(provenance: Mapping[str, str], existing: Mapping[str, object
         if not name[:1].isalpha():
             name = "x" + name
         fields[f"Xmp.{XMP_PREFIX}.{name}"] = str(value)
-    when = provenance.get("date") or datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    when = provenance.get("date") or provenance_date()
     events = {int(m.group(1)) for k in existing if (m := re.match(r"Xmp\.xmpMM\.History\[(\d+)\]", k))}
     index = max(events, default=0) + 1
     if not events:
