@@ -1,23 +1,26 @@
-"""The classical defocus map: disc blur radius per pixel, from how edges flatten across a pyramid of scales.
+"""The defocus map ``--bokeh keep`` reads: disc blur radius per pixel, from how edges flatten across a pyramid.
 
-Why a pyramid: a single re-blur ratio (Zhuo & Sim's gradient ratio with one Gaussian) is only sensitive to
-blur of about the re-blur's own width. Narrower than that, every edge looks sharp; wider, the ratio is flat and
-noise decides, so a 12 px disc used to read as 4 px. Here the same two-scale ratio is taken at every level of a
-2x pyramid: at level ``k`` the ratio ``|grad(L * g_s)| / |grad(L * g_2s)|`` at an edge's ridge reads blur of
-about ``2^k`` to ``4 * 2^k`` full-resolution px. The levels are then read coarse to fine, like a photographer
-judging focus: the coarsest level with edges says how wide the blur is; only where it says "narrower than the
-next level can see" does the next finer level, with its denser and less crowded edges, take over. So noise and
-fine texture (which every fine level reads as sharp) cannot pull a wide blur down, and a crowded coarse level
-cannot push a sharp edge up, because it then reads small and hands over.
+Why a pyramid: a single re-blur ratio (Zhuo & Sim's gradient ratio with one Gaussian, as ``classic`` uses for
+its deconvolution) is only sensitive to blur of about the re-blur's own width. Narrower than that, every edge
+looks sharp; wider, the ratio is flat and noise decides, so a 12 px disc read as 4 px. Here the same two-scale
+ratio ``|grad(L * g_fine)| / |grad(L * g_coarse)|`` is taken at the edge ridges of every level of a 2x pyramid;
+level ``k`` reads blur of about ``2^k`` to ``4 x 2^k`` full-resolution px. The levels are combined coarse to
+fine: a finer level speaks where the coarser estimate says the blur is within its range, or where its own
+reading says so. Evidence of sharpness thus wins (blur never adds detail, while a smooth ramp reads as blur at
+a coarse level), and a fine level's saturated reading ("wider than I can see") leaves the coarse estimate be,
+so noise and fine texture cannot pull a wide blur down.
 
-Each level's sparse edge votes carry the edge's *contrast* (estimated from the same tables) as their weight,
-not its raw gradient, so a sharp subject's steep edges do not outvote the soft edges of the background next to
-them. Votes are spread by a robust normalized convolution within a few level pixels, the coverage of each
-level decides how much it is trusted, and a guided filter snaps the final map to the photo's edges.
+Each level's edge votes carry the edge's *contrast* as their weight, not its raw gradient, so a sharp subject's
+steep edges do not outvote the soft edges of the background next to them. Votes are spread by a robust
+normalized convolution within a few level pixels, each level's vote density says how much it is trusted, and a
+guided filter snaps the final map to the photo's edges.
 
-The ratio tables are measured, not derived: an ideal step edge blurred by the same anti-aliased disc, at
-several sub-pixel phases, goes through the very operators used on photos (pyramid, Gaussians, differences).
-Units: blur radius in full-resolution px, clamped to ``[0, MAX_RADIUS]``.
+Natural edges are not ideal steps (lines, texture, noise), so the ratio -> radius tables are measured on photos
+disc-blurred by known radii (``CALIBRATION_RATIOS``), and so is a last correction of the combined reading
+(``READING_TO_RADIUS``); ``python benchmarks/classic_map.py --calibrate`` measures both on tuning photos that
+the accuracy report never uses. Ideal blurred steps, put through the very same operators, give only each
+level's gradient per unit contrast and its noise response. Units: blur radius in full-resolution px, clamped to
+``[0, MAX_RADIUS]``.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ CLIP_REACH = 4
 SPREAD_SIGMAS: tuple[float, ...] = (2.0, 6.0)
 SPREAD_WEIGHTS: tuple[float, ...] = (1.0, 0.3)
 OUTLIER_PX = 0.75
-#: spread vote density (contrast per level px^2) at which a level is trusted half
+#: spread vote density (contrast per level px^2) at which a level is trusted half (chosen on the synthetic
+#: scenes 22-43 of the bokeh benchmark, ``benchmarks/bokeh_synth.py --skip 22 --limit 22``)
 DENSITY_HALF = 0.0001
 #: guided filter (full-resolution px, grey sRGB^2) that snaps the map to the photo's edges
 GUIDE_RADIUS = 8
@@ -62,85 +66,26 @@ GUIDE_EPS = 1e-3
 #: median fine/coarse ratio at edge ridges per level, measured on disc-blurred photos of known radius (the
 #: tuning photos of ``python benchmarks/classic_map.py --calibrate``, never the ones it reports on). Natural
 #: edges are not ideal steps (lines, texture, noise), so these differ from an ideal step's ratios by up to 0.5.
-#: the combined map's median reading (on the same tuning photos, edge pixels) -> the true radius: spreading,
-#: level hand-over and the guided filter compress the range (a 12 px disc read 9.4 px), which this undoes
-READING_TO_RADIUS: tuple[tuple[float, float], ...] = (
-    (0.58, 0),
-    (1.15, 1),
-    (2.39, 2),
-    (3.5, 3),
-    (4.12, 4),
-    (4.82, 5),
-    (5.63, 6),
-    (7.53, 8),
-    (8.61, 10),
-    (9.62, 12),
-    (11.3, 14),
-    (13.29, 16),
-)
 CALIBRATION_RADII: tuple[float, ...] = (0, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24)
+# fmt: off
 CALIBRATION_RATIOS: tuple[tuple[float, ...], ...] = (
-    (
-        3.1059,
-        3.1059,
-        2.5538,
-        2.3962,
-        2.0947,
-        1.895,
-        1.7083,
-        1.4828,
-        1.3817,
-        1.34,
-        1.3149,
-        1.2981,
-        1.284,
-        1.2763,
-        1.2805,
-        1.2834,
-        1.2892,
-        1.2988,
-    ),
-    (
-        1.853,
-        1.853,
-        1.8248,
-        1.8096,
-        1.7672,
-        1.7305,
-        1.6796,
-        1.5808,
-        1.4868,
-        1.4005,
-        1.3306,
-        1.2765,
-        1.2086,
-        1.1725,
-        1.152,
-        1.1354,
-        1.1137,
-        1.0989,
-    ),
-    (
-        1.8166,
-        1.8166,
-        1.8113,
-        1.8093,
-        1.7964,
-        1.7851,
-        1.7723,
-        1.7387,
-        1.6985,
-        1.6567,
-        1.6117,
-        1.563,
-        1.4665,
-        1.385,
-        1.3068,
-        1.2464,
-        1.1785,
-        1.1477,
-    ),
+    (3.1059, 3.1059, 2.5538, 2.3962, 2.0947, 1.895, 1.7083, 1.4828, 1.3817,
+     1.34, 1.3149, 1.2981, 1.284, 1.2763, 1.2805, 1.2834, 1.2892, 1.2988),
+    (1.853, 1.853, 1.8248, 1.8096, 1.7672, 1.7305, 1.6796, 1.5808, 1.4868,
+     1.4005, 1.3306, 1.2765, 1.2086, 1.1725, 1.152, 1.1354, 1.1137, 1.0989),
+    (1.8166, 1.8166, 1.8113, 1.8093, 1.7964, 1.7851, 1.7723, 1.7387, 1.6985,
+     1.6567, 1.6117, 1.563, 1.4665, 1.385, 1.3068, 1.2464, 1.1785, 1.1477),
 )
+# fmt: on
+
+#: the combined map's median reading (on the same tuning photos, edge pixels) -> the true radius: spreading,
+#: level hand-over and the guided filter compress the range (a 12 px disc read 9.6 px), which this undoes
+# fmt: off
+READING_TO_RADIUS: tuple[tuple[float, float], ...] = (
+    (0.58, 0), (1.15, 1), (2.39, 2), (3.5, 3), (4.12, 4), (4.82, 5),
+    (5.63, 6), (7.53, 8), (8.61, 10), (9.62, 12), (11.3, 14), (13.29, 16),
+)
+# fmt: on
 
 _LUMA = (0.2126, 0.7152, 0.0722)
 

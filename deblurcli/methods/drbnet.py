@@ -30,7 +30,9 @@ def run_drbnet(model: nn.Module | None, x: torch.Tensor) -> Outputs:
     if not isinstance(model, DRBNet):
         raise TypeError("run_drbnet needs a DRBNet")
     if model.dual_pixel:
-        raise UsageError("the dual-pixel DRBNet needs the two dual-pixel views, which this input does not have")
+        raise UsageError(
+            "the dual-pixel DRBNet needs the two dual-pixel views, which this input does not have"
+        )
     return {"image": (model(x * 2.0 - 1.0) + 1.0) * 0.5}
 
 
@@ -51,7 +53,9 @@ def _read_from_zip(path: Path, *, dual_pixel: bool) -> dict[str, object]:
     with zipfile.ZipFile(path) as zf:
         member = zf.getinfo(_pick_member(zf.namelist(), dual_pixel=dual_pixel))
         if member.file_size > _MAX_MEMBER_BYTES:
-            raise WeightsError(f"{path.name}: {member.filename} is implausibly large ({member.file_size} bytes)")
+            raise WeightsError(
+                f"{path.name}: {member.filename} is implausibly large ({member.file_size} bytes)"
+            )
         with tempfile.TemporaryDirectory() as tmp:
             target = Path(tmp) / "checkpoint.pth"
             with zf.open(member) as src, target.open("wb") as dst:
@@ -65,7 +69,9 @@ def _is_archive_of_checkpoints(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
-    return not any(n.endswith("data.pkl") for n in names) and any(n.lower().endswith((".pth", ".pt")) for n in names)
+    return not any(n.endswith("data.pkl") for n in names) and any(
+        n.lower().endswith((".pth", ".pt")) for n in names
+    )
 
 
 def convert_drbnet_checkpoint(path: Path, *, dual_pixel: bool = False) -> StateDict:
@@ -77,7 +83,11 @@ def convert_drbnet_checkpoint(path: Path, *, dual_pixel: bool = False) -> StateD
         WeightsError: unreadable file, no unambiguous checkpoint in a zip, or non-tensor values.
     """
     try:
-        obj = _read_from_zip(path, dual_pixel=dual_pixel) if _is_archive_of_checkpoints(path) else read_tensors(path)
+        obj = (
+            _read_from_zip(path, dual_pixel=dual_pixel)
+            if _is_archive_of_checkpoints(path)
+            else read_tensors(path)
+        )
     except zipfile.BadZipFile as exc:
         raise WeightsError(f"{path.name}: corrupt zip ({exc})") from exc
     return float_state(obj, source=path.name)

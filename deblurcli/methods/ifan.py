@@ -54,10 +54,10 @@ def canonical_state(raw: Mapping[str, Any], *, source: str, keep_reblur: bool = 
         reblur = next((p for p in REBLUR_PREFIXES if key.startswith(p)), None)
         if reblur is not None:
             if keep_reblur:
-                out[REBLUR_KEY + key[len(reblur) :]] = value.float().contiguous()
+                out[REBLUR_KEY + key[len(reblur):]] = value.float().contiguous()
             continue
         net = next((p for p in NETWORK_PREFIXES if key.startswith(p)), "")
-        out[key[len(net) :]] = value.float().contiguous()
+        out[key[len(net):]] = value.float().contiguous()
     if not any(not k.startswith(REBLUR_KEY) for k in out):
         raise WeightsError(f"{source}: no IFAN deblurring weights found")
     return out
@@ -75,7 +75,7 @@ def convert_ifan_checkpoint(path: Path, *, keep_reblur: bool = False) -> StateDi
 def split_reblur(state: Mapping[str, torch.Tensor]) -> tuple[StateDict, StateDict]:
     """(deblurring net state, reblurring net state), both without prefix, for ``IFAN`` and ``IFANReblur``."""
     net = {k: v for k, v in state.items() if not k.startswith(REBLUR_KEY)}
-    reblur = {k[len(REBLUR_KEY) :]: v for k, v in state.items() if k.startswith(REBLUR_KEY)}
+    reblur = {k[len(REBLUR_KEY):]: v for k, v in state.items() if k.startswith(REBLUR_KEY)}
     return net, reblur
 
 

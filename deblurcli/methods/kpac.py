@@ -184,7 +184,8 @@ def convert_kpac_npz(path: Path, *, levels: int, dual_pixel: bool) -> StateDict:
         if tuple(tensor.shape) != shapes[key]:
             want = shapes[key] if len(shapes[key]) != 4 else tuple(shapes[key][i] for i in (2, 3, 1, 0))
             raise WeightsError(
-                f"{path.name}: variable {index} ({tf_name}) has shape {tuple(value.shape)}, expected {want} (TF layout)"
+                f"{path.name}: variable {index} ({tf_name}) has shape {tuple(value.shape)}, "
+                f"expected {want} (TF layout)"
             )
         state[key] = tensor
     return state
