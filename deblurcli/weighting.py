@@ -1,5 +1,5 @@
-"""Which signal decides where a photo is corrected: a hand-made mask, the method's own defocus map, or the
-classical estimator's map, turned into the per-pixel weight of ``engine.bokeh``.
+"""Which signal decides where a photo is corrected: a hand-made mask, or the method's own defocus map joined by
+the pyramid estimator's, turned into the per-pixel weight of ``engine.bokeh``.
 
 Every method is treated alike: the first map it reports that ``engine.bokeh.radius_from_map`` understands
 (``defocus`` in blur-radius px, or IFAN's 1/8-scale ``disparity``) is its own. Method maps err low for wide blur
