@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deblurcli.engine.color import linear_to_srgb, srgb_to_linear
-from deblurcli.methods.defocus_map import gaussian, gradients, guided, reflect_pad
+from deblurcli.methods.defocus_map import gaussian, gradients, guided, interp, reflect_pad, ridges
 from deblurcli.methods.spec import MethodSpec, Outputs
 
 #: radii of the deconvolution bank, px; the map is clamped to the last one
@@ -83,13 +83,7 @@ def _ratio_table() -> tuple[torch.Tensor, torch.Tensor]:
 def _radius_from_ratio(ratio: torch.Tensor) -> torch.Tensor:
     """Invert the disc ratio table by linear interpolation; ratios beyond its ends clamp to its radii."""
     radii, ratios = _ratio_table()
-    radii = radii.flip(0).to(ratio)
-    ratios = ratios.flip(0).to(ratio)  # increasing now
-    x = ratio.clamp(float(ratios[0]), float(ratios[-1]))
-    i = torch.searchsorted(ratios, x.contiguous()).clamp(1, ratios.numel() - 1)
-    lo, hi = ratios[i - 1], ratios[i]
-    t = (x - lo) / (hi - lo).clamp_min(1e-12)
-    return radii[i - 1] + t * (radii[i] - radii[i - 1])
+    return interp(ratio, ratios.flip(0), radii.flip(0))  # ratios fall with blur: read the table backwards
 
 
 def _edge_estimates(luma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,19 +97,7 @@ def _edge_estimates(luma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     rx, ry = gradients(gaussian(luma, SIGMA0))
     mag0 = torch.sqrt(rx * rx + ry * ry)
 
-    mp = reflect_pad(mag, 1, 1, 1, 1)
-    h, w = mag.shape[-2:]
-
-    def shifted(dy: int, dx: int) -> torch.Tensor:
-        return mp[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-
-    angle = torch.atan2(gy, gx) % math.pi
-    sector = torch.round(angle / (math.pi / 4)).long() % 4  # 0: x, 1: diagonal, 2: y, 3: anti-diagonal
-    neighbour = torch.zeros_like(mag)
-    for s, (dy, dx) in enumerate(((0, 1), (1, 1), (1, 0), (1, -1))):
-        pair = torch.maximum(shifted(dy, dx), shifted(-dy, -dx))
-        neighbour = torch.where(sector == s, pair, neighbour)
-    edge = (mag >= neighbour) & (mag > EDGE_THRESHOLD)
+    edge = ridges(mag, gx, gy) & (mag > EDGE_THRESHOLD)
 
     radius = _radius_from_ratio(mag / mag0.clamp_min(1e-12))
     confidence = torch.where(edge, mag * mag, torch.zeros_like(mag))

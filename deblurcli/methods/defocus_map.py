@@ -142,26 +142,19 @@ def _pyramid(x: torch.Tensor) -> list[torch.Tensor]:
     return levels
 
 
-def _measure(level: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fine and coarse gradient magnitudes and the coarse gradient's ridge (non-maximum suppression).
-
-    The ridge test compares each pixel with its two neighbours across the edge, the direction quantised to
-    0, 45, 90 or 135 degrees; boolean masks keep it at a few bytes per pixel on a 24 MP photo's estimate.
-    """
-    fx, fy = gradients(gaussian(level, SIGMA_FINE) if k > 0 else level)
-    fine = torch.sqrt(fx * fx + fy * fy)
-    del fx, fy
-    cx, cy = gradients(gaussian(level, SIGMA_COARSE))
-    coarse = torch.sqrt(cx * cx + cy * cy)
-    ax, ay = cx.abs(), cy.abs()
+def ridges(mag: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
+    """Where ``mag`` is a ridge: at least both neighbours across the edge, the gradient direction (gx, gy)
+    quantised to 0, 45, 90 or 135 degrees (non-maximum suppression). Boolean masks keep it at a few bytes per
+    pixel on a 24 MP photo's estimate."""
+    ax, ay = gx.abs(), gy.abs()
     tan = math.tan(math.pi / 8)
     across_x = ay <= ax * tan  # gradient along x: compare left and right
     across_y = ax <= ay * tan
-    same_sign = (cx * cy) > 0
-    del cx, cy, ax, ay
-    h, w = coarse.shape[-2:]
-    mp = reflect_pad(coarse, 1, 1, 1, 1)
-    ridge = torch.ones_like(coarse, dtype=torch.bool)
+    same_sign = (gx * gy) > 0
+    del ax, ay
+    h, w = mag.shape[-2:]
+    mp = reflect_pad(mag, 1, 1, 1, 1)
+    ridge = torch.ones_like(mag, dtype=torch.bool)
     diagonal = ~(across_x | across_y)
     for (dy, dx), where in (
         ((0, 1), across_x),
@@ -171,8 +164,18 @@ def _measure(level: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, t
     ):
         a = mp[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
         b = mp[..., 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
-        ridge &= ~(where & ((coarse < a) | (coarse < b)))
-    return fine, coarse, ridge
+        ridge &= ~(where & ((mag < a) | (mag < b)))
+    return ridge
+
+
+def _measure(level: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fine and coarse gradient magnitudes and the coarse gradient's ridge."""
+    fx, fy = gradients(gaussian(level, SIGMA_FINE) if k > 0 else level)
+    fine = torch.sqrt(fx * fx + fy * fy)
+    del fx, fy
+    cx, cy = gradients(gaussian(level, SIGMA_COARSE))
+    coarse = torch.sqrt(cx * cx + cy * cy)
+    return fine, coarse, ridges(coarse, cx, cy)
 
 
 def _step_edge(radius: float, width: int, position: float) -> torch.Tensor:
@@ -207,22 +210,25 @@ def _tables() -> tuple[torch.Tensor, torch.Tensor]:
     return peaks, gain.to(torch.float64)
 
 
-def _invert(table: torch.Tensor, radii: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
-    """Radius whose tabulated (non-increasing) ratio matches ``ratio``, by linear interpolation, clamped."""
-    rev_t = table.flip(0).contiguous().to(ratio)
-    rev_r = radii.flip(0).to(ratio)
-    x = ratio.clamp(float(rev_t[0]), float(rev_t[-1]))
-    i = torch.searchsorted(rev_t, x.contiguous(), right=True).clamp(1, rev_t.numel() - 1)
-    lo, hi = rev_t[i - 1], rev_t[i]
-    t = ((x - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
-    return rev_r[i - 1] + t * (rev_r[i] - rev_r[i - 1])
+def interp(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, *, extrapolate: bool = False) -> torch.Tensor:
+    """Piecewise-linear ``y(x)`` through knots ``xs`` (non-decreasing): clamped to the end values outside them,
+    or extended by the end segments' slopes with ``extrapolate``. On a flat stretch of ``xs`` (equal knots) it
+    takes the last knot's ``y``."""
+    xs, ys = xs.to(x), ys.to(x)
+    if not extrapolate:
+        x = x.clamp(float(xs[0]), float(xs[-1]))
+    i = torch.searchsorted(xs, x.contiguous(), right=True).clamp(1, xs.numel() - 1)
+    t = (x - xs[i - 1]) / (xs[i] - xs[i - 1]).clamp_min(1e-12)
+    return ys[i - 1] + t * (ys[i] - ys[i - 1])
 
 
 def to_radius(k: int, ratio: torch.Tensor) -> torch.Tensor:
     """Level ``k``'s fine/coarse ratio -> blur radius (full-resolution px), by the calibrated table."""
     n = sum(1 for r in CALIBRATION_RADII if r <= LEVEL_TOP[k])
     table = torch.cummin(torch.tensor(CALIBRATION_RATIOS[k][:n], dtype=torch.float64), dim=0).values
-    return _invert(table, torch.tensor(CALIBRATION_RADII[:n], dtype=torch.float64), ratio)
+    radii = torch.tensor(CALIBRATION_RADII[:n], dtype=torch.float64)
+    # ratios fall with blur: read the table backwards; on its flat tail this gives the smallest radius
+    return interp(ratio, table.flip(0), radii.flip(0))
 
 
 def _noise_sigma(luma: torch.Tensor) -> float:
@@ -319,9 +325,10 @@ def estimate_defocus(srgb: torch.Tensor) -> torch.Tensor:
     noise = _noise_sigma(luma)
     levels = _pyramid(luma)
     clipped = (srgb.amax(dim=1, keepdim=True) >= CLIP_LEVEL).float()
+    any_clipped = bool(clipped.any())
     estimate = torch.zeros_like(luma)
     for k in reversed(range(LEVELS + 1)):
-        near = _near(clipped, k, levels[k].shape[-2:]) if bool(clipped.any()) else None
+        near = _near(clipped, k, levels[k].shape[-2:]) if any_clipped else None
         dense, density = _spread(k, *level_votes(levels[k], k, noise, near))
         trust = density.div_(density + DENSITY_HALF)
         trust = F.interpolate(trust, size=size, mode="bilinear", align_corners=False)
@@ -352,9 +359,7 @@ def _near(clipped: torch.Tensor, k: int, size: torch.Size) -> torch.Tensor:
 
 
 def _recalibrate(reading: torch.Tensor) -> torch.Tensor:
-    """Piecewise-linear ``READING_TO_RADIUS``, extended by its last slope beyond the last point."""
+    """Piecewise-linear ``READING_TO_RADIUS``, extended by its end slopes beyond its first and last points."""
     xs = torch.tensor([p[0] for p in READING_TO_RADIUS], dtype=reading.dtype, device=reading.device)
     ys = torch.tensor([p[1] for p in READING_TO_RADIUS], dtype=reading.dtype, device=reading.device)
-    i = torch.searchsorted(xs, reading.contiguous()).clamp(1, xs.numel() - 1)
-    t = (reading - xs[i - 1]) / (xs[i] - xs[i - 1])
-    return ys[i - 1] + t * (ys[i] - ys[i - 1])
+    return interp(reading, xs, ys, extrapolate=True)
