@@ -138,10 +138,13 @@ def deblur_photo(
     opts: DeblurOptions,
     *,
     progress: TileProgress | None = None,
+    tiling: tuple[int, int] | None = None,
 ) -> tuple[Photo, dict[str, np.ndarray], dict[str, str]]:
-    """Deblur a decoded photo; returns the result photo, the method's maps and the provenance record."""
+    """Deblur a decoded photo; returns the result photo, the method's maps and the provenance record.
+
+    ``tiling`` is the (tile, overlap) plan when the caller has made it already (``tiling_for``)."""
     spec = method.spec
-    tile, overlap = tiling_for(method, opts, *photo.pixels.shape[:2])
+    tile, overlap = tiling if tiling is not None else tiling_for(method, opts, *photo.pixels.shape[:2])
     x = to_model_input(photo)
 
     def weigh(maps: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, str]]:
@@ -222,7 +225,7 @@ def run_file(
     height, width = photo.pixels.shape[:2]
     tile, overlap = tiling_for(method, opts, height, width)
     tiles = count_tiles(height, width, tile=tile, overlap=overlap, multiple_of=method.spec.multiple_of)
-    result, maps, provenance = deblur_photo(photo, method, opts, progress=progress)
+    result, maps, provenance = deblur_photo(photo, method, opts, progress=progress, tiling=(tile, overlap))
     seconds = time.perf_counter() - started
     return Deblurred(result, maps if opts.maps else {}, provenance, width, height, tiles, seconds)
 
