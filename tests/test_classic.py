@@ -6,14 +6,17 @@ kernel), then quantised to 8-bit sRGB, so the test does not merely check that th
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
-from deblurcli.methods import classic
+from deblurcli.bench.metrics import ssim
+from deblurcli.methods import classic, deconvolve
 from deblurcli.methods.classic import SPEC, disc_kernel, linear_to_srgb, run_classic, srgb_to_linear
 
 data = pytest.importorskip("skimage.data")
@@ -56,9 +59,11 @@ def _blurred(sharp: torch.Tensor, radius: float) -> torch.Tensor:
 
 @pytest.mark.parametrize("radius", [2, 3, 4, 6, 8])
 def test_beats_blurred_input_for_uniform_disc_blur(sharp: torch.Tensor, radius: int) -> None:
+    """PSNR and SSIM both rise (measured: +1.0 to +1.8 dB); the Wiener filter of earlier versions lost SSIM from r=4."""
     blurred = _blurred(sharp, radius)
-    out = run_classic(None, blurred)["image"]
-    assert _psnr(out, sharp) > _psnr(blurred, sharp) + 0.2
+    out = run_classic(None, blurred)["image"].clamp(0, 1)
+    assert _psnr(out, sharp) > _psnr(blurred, sharp) + 0.8
+    assert ssim(out, sharp) > ssim(blurred, sharp)
 
 
 def test_spatially_varying_blur_helps_and_map_follows_it(sharp: torch.Tensor) -> None:
@@ -107,6 +112,85 @@ def test_tile_matches_full_frame_beyond_receptive_field(sharp: torch.Tensor) -> 
     inner = (slice(None), slice(None), slice(y0 + m, y1 - m), slice(y0 + m, y1 - m))
     assert torch.allclose(tile["image"][..., m:-m, m:-m], full["image"][inner], atol=2e-3)
     assert torch.allclose(tile["defocus"][..., m:-m, m:-m], full["defocus"][inner], atol=0.05)
+
+
+def _jpeg(srgb: torch.Tensor, quality: int) -> torch.Tensor:
+    buf = io.BytesIO()
+    Image.fromarray((srgb[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)).save(
+        buf, "JPEG", quality=quality
+    )
+    buf.seek(0)
+    return torch.from_numpy(np.asarray(Image.open(buf)).copy()).permute(2, 0, 1)[None].float() / 255
+
+
+@pytest.mark.parametrize("radius", [3, 6])
+def test_jpeg_compressed_blur_still_gains(sharp: torch.Tensor, radius: int) -> None:
+    """Most photos are JPEGs, whose block errors a deconvolution can sharpen into ripples (measured at quality
+    75: +0.92 dB at r=3, +0.81 dB at r=6, SSIM up by 0.02-0.03)."""
+    blurred = _jpeg(_blurred(sharp, radius), 75)
+    out = run_classic(None, blurred)["image"].clamp(0, 1)
+    assert _psnr(out, sharp) > _psnr(blurred, sharp) + 0.5
+    assert ssim(out, sharp) > ssim(blurred, sharp) + 0.01
+
+
+@pytest.mark.parametrize("reach", [0, 1, 2, 3, 5, 8, 21])
+def test_fast_dilation_equals_max_pool(reach: int) -> None:
+    x = torch.randn(1, 3, 37, 53, generator=torch.Generator().manual_seed(reach))
+    expected = F.max_pool2d(x, 2 * reach + 1, stride=1, padding=reach)
+    assert torch.equal(deconvolve._grow(x, reach), expected)
+
+
+def _step(radius: float, lo: float = 0.2, hi: float = 0.8) -> torch.Tensor:
+    """A vertical sRGB step from ``lo`` to ``hi`` at column 64 of a 64x128 frame, disc-blurred and quantised."""
+    srgb = torch.full((1, 3, 64, 128), lo)
+    srgb[..., 64:] = hi
+    return _blurred(srgb, radius)
+
+
+def _edge_width(row: torch.Tensor, lo: float = 0.2, hi: float = 0.8) -> int:
+    """Pixels of a profile strictly between 10 % and 90 % of the step."""
+    span = hi - lo
+    return int(((row > lo + 0.1 * span) & (row < hi - 0.1 * span)).sum())
+
+
+@pytest.mark.parametrize("radius", [2, 4, 8])
+def test_step_edge_is_sharpened_without_ringing(radius: int) -> None:
+    """No halo next to an edge (measured: none on this 153-level step, where the Wiener filter this method used
+    before dug 51/255 below the dark side and the sparse prior alone 9-15/255), and the edge gets narrower
+    (10-90 % width 3, 5, 11 px -> 2, 3, 6 px)."""
+    blurred = _step(radius)
+    out = run_classic(None, blurred)["image"]
+    row, before = out[0, 1, 32, 16:112], blurred[0, 1, 32, 16:112]
+    assert 0.2 - float(row.min()) <= 2 / 255
+    assert float(row.max()) - 0.8 <= 2 / 255
+    assert _edge_width(row) < _edge_width(before)
+
+
+def _highlight_scene(radius: float) -> torch.Tensor:
+    """A point light eight times brighter than white on a dark ground, disc-blurred, then clipped to 8 bit."""
+    lin = torch.full((1, 3, 160, 160), 0.05)
+    yy, xx = torch.meshgrid(torch.arange(160.0), torch.arange(160.0), indexing="ij")
+    lin[..., (yy - 80) ** 2 + (xx - 80) ** 2 <= 16] = 8.0
+    return _quantise(linear_to_srgb(_blur_linear(lin, radius)))
+
+
+def test_clipped_highlight_gets_no_rings() -> None:
+    """Deconvolving a clipped, blurred light as if it were data puts rings around it (bright ones here, out to
+    16 px; a dark rim down to black before the local-range clamp); treating the clipped pixels as unknown and
+    keeping the input where the blur took them in leaves the ground around the light as it was."""
+    blurred = _highlight_scene(6.0)
+    lin = srgb_to_linear(blurred)
+    radius = torch.full_like(lin[:, :1], 6.0)
+    clipped = (blurred.amax(dim=1, keepdim=True) >= deconvolve.CLIP_LEVEL).float()
+    assert clipped.any()
+    yy, xx = torch.meshgrid(torch.arange(160.0), torch.arange(160.0), indexing="ij")
+    around = ((yy - 80) ** 2 + (xx - 80) ** 2).sqrt() > 8
+    protected = linear_to_srgb(deconvolve.deconvolve_bank(lin, radius, clipped)).clamp(0, 1)
+    unprotected = linear_to_srgb(deconvolve.deconvolve_bank(lin, radius)).clamp(0, 1)
+    assert float((protected - blurred)[0][:, around].abs().max()) <= 2 / 255
+    assert float((unprotected - blurred)[0][:, around].abs().max()) > 0.05  # what the protection is for
+    out = run_classic(None, blurred)["image"]
+    assert float((out - blurred)[0][:, around].abs().max()) <= 2 / 255
 
 
 def test_edge_ratio_recovers_radius_of_an_ideal_disc_edge() -> None:
