@@ -196,5 +196,5 @@ def test_bad_bokeh_options_are_usage_errors(tmp_path: Path) -> None:
 def test_default_threshold_grows_with_the_photo() -> None:
     assert bokeh.default_threshold(384, 384) == 3.0
     assert bokeh.default_threshold(4000, 6000) == pytest.approx(9.0)
-    w = bokeh.weight_from_radius(np.array([0.0, 3.0, 3.75, 4.5, 20.0]), 3.0)
+    w = bokeh.weight_from_radius(np.array([0.0, 3.0, 3.525, 4.05, 20.0]), 3.0)
     assert w.tolist() == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
