@@ -119,7 +119,7 @@ def _differences_adjoint(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
     return (torch.roll(gx, 1, -1) - gx) + (torch.roll(gy, 1, -2) - gy)
 
 
-def _shrink(g: torch.Tensor, threshold: float) -> torch.Tensor:
+def _shrink(g: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
     """Generalised shrinkage for the ``|g|^p`` prior: small gradients (noise, ringing) go to zero, edges stay.
 
     For p = 1 it is soft thresholding; below 1 it shrinks large gradients less, which keeps edges crisp.
@@ -131,7 +131,7 @@ def _shrink(g: torch.Tensor, threshold: float) -> torch.Tensor:
 def _sparse_deconvolve(
     padded: torch.Tensor, otf: torch.Tensor, grad2: torch.Tensor, strength: torch.Tensor | float = 1.0
 ) -> torch.Tensor:
-    """Minimise ``|k * x - y|^2 / 2 + REGULARISATION * sum |grad x|^p`` by half-quadratic splitting.
+    """Minimise ``|k * x - y|^2 / 2 + REGULARISATION * sum strength |grad x|^p`` by half-quadratic splitting.
 
     Natural images have sparse gradients, so this prior removes the ringing a Wiener filter leaves next to edges
     (it is the Wiener solution for a Gaussian prior, which spreads energy into ripples instead). Each round
