@@ -36,8 +36,10 @@ ESTIMATE_MAX_PIXELS = 1_000_000
 
 def grey_guide(x: torch.Tensor) -> np.ndarray:
     """(H, W) grey sRGB of the (1, 3, H, W) model input: the guide that steers the weight onto photo edges."""
-    weights = torch.tensor(_LUMA, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x.clamp(0.0, 1.0) * weights).sum(1)[0].numpy().astype(np.float32)
+    grey = torch.zeros(x.shape[-2:], dtype=torch.float32)
+    for c, w in enumerate(_LUMA):  # a channel at a time: whole-photo RGB temporaries would be 24 MP's peak
+        grey.add_(x[0, c].clamp(0.0, 1.0), alpha=w)
+    return grey.numpy()
 
 
 def estimate_radius(x: torch.Tensor, threshold: float) -> tuple[np.ndarray, float]:
@@ -51,10 +53,11 @@ def estimate_radius(x: torch.Tensor, threshold: float) -> tuple[np.ndarray, floa
 
     pixels = x.shape[-2] * x.shape[-1]
     scale = max(1.0, threshold / bokeh.BASE_THRESHOLD_PX, math.sqrt(pixels / ESTIMATE_MAX_PIXELS))
-    small = x.float().clamp(0.0, 1.0)
-    if scale > 1.0:
+    small = x
+    if scale > 1.0:  # shrink first: clamping the full-size photo would copy it
         size = (max(1, round(x.shape[-2] / scale)), max(1, round(x.shape[-1] / scale)))
-        small = F.interpolate(small, size=size, mode="bilinear", antialias=True, align_corners=False)
+        small = F.interpolate(small.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+    small = small.float().clamp(0.0, 1.0)
     with torch.inference_mode():
         radius = estimate_defocus(small)[0, 0].numpy()
     return (radius * scale).astype(np.float32), scale

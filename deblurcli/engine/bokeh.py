@@ -113,7 +113,9 @@ def guided_upsample(
     a = cov / (var + eps)
     b = mean_s - a * mean_g
     height, width = guide.shape
-    return resize(box(a, radius), height, width) * guide + resize(box(b, radius), height, width)
+    out = resize(box(a, radius), height, width) * guide  # then in place: each full-size temporary is 4 B/px
+    out += resize(box(b, radius), height, width)
+    return out
 
 
 def grid_shape(height: int, width: int) -> tuple[int, int]:
@@ -131,4 +133,6 @@ def correction_weight(radius: np.ndarray, guide: np.ndarray, threshold: float) -
     coarse = smooth(coarse, max(SMOOTH_MIN_CELLS, round(max(height, width) * SMOOTH_FRACTION / cell)))
     guide_coarse = resize(guide, gh, gw)
     weight = guided_upsample(coarse, guide_coarse, guide, radius=GUIDE_CELLS, eps=GUIDE_EPS)
-    return np.clip((weight - SNAP) / (1.0 - 2.0 * SNAP), 0.0, 1.0).astype(np.float32)
+    weight -= SNAP
+    weight /= 1.0 - 2.0 * SNAP
+    return np.clip(weight, 0.0, 1.0, out=weight)

@@ -153,8 +153,10 @@ DEFAULT_CPU_BUDGET_BYTES = 2 * 10**9
 #: share of the free memory a run may plan for, leaving the rest to the allocator's slack and other programs
 FREE_SHARE = 0.8
 #: whole-photo float32 buffers alive while tiles run: decoded photo, model input and assembled result (12 B per
-#: pixel each) and one map (4 B). The pipeline's later peak (about 64 B/px while the result is converted back,
-#: README "Memory") does not depend on the tile, so it is not the tile's business.
+#: pixel each) and one map (4 B). The model input is a view of the photo for sRGB colour photos (every JPEG),
+#: a copy for RAW, grey and float sources; planning for the copy keeps those within the budget too. The
+#: pipeline's later peak (about 50 B/px during the bokeh weight and the blend, README "Memory") does not depend
+#: on the tile, so it is not the tile's business.
 PHOTO_BYTES_PER_PIXEL = 40
 #: RSS before the first tile: interpreter, torch, codecs and weights (benchmarks/pipeline_rss.py --stub at 1 MP
 #: peaked at 0.31 GiB, photo buffers included)

@@ -192,7 +192,9 @@ def run_tiled(
     while queue:
         core = queue[0]
         ty0, ty1, tx0, tx1 = tile_box(core, height, width, overlap)
-        patch = _pad_to_multiple(image[:, :, ty0:ty1, tx0:tx1], m)
+        # a contiguous copy: ``image`` may be a channel-last view of the caller's decoded photo, which a method
+        # writing its input must not reach, and methods expect the plain layout
+        patch = _pad_to_multiple(image[:, :, ty0:ty1, tx0:tx1], m).contiguous()
         try:
             result = fn(patch)
         except Exception as exc:

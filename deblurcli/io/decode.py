@@ -76,8 +76,9 @@ _OTHER_IMAGES = {b"GIF8": "GIF", b"BM": "BMP", b"\x00\x00\x00\x0cjP": "JPEG 2000
 _pillow_lock = threading.Lock()
 
 # The default pixel limit, sized by memory: ``defocus deblur`` peaks near 0.3 GB + 65 bytes per pixel (float32
-# full-frame copies of the photo, its result and the tile blend; ``benchmarks/pipeline_rss.py``), so 120 MP,
-# a little above the largest common camera sensors (102 MP), stays under about 8 GB.
+# full-frame copies of the photo, its result and the tile blend: 49 B/px measured on JPEGs with
+# ``benchmarks/pipeline_rss.py --stub``, plus the 12 B/px model-input copy that RAW, grey and float photos need),
+# so 120 MP, a little above the largest common camera sensors (102 MP), stays under about 8 GB.
 DEFAULT_MAX_PIXELS = 120_000_000
 PIPELINE_BYTES_PER_PIXEL = 65
 PIPELINE_BASE_BYTES = 300_000_000
