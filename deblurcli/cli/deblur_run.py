@@ -2,7 +2,8 @@
 
 Everything that can be checked without torch (inputs, output folder, names, clashes, bit depth) is checked
 first, so that a typo costs a fraction of a second and one line; torch and the method load afterwards. Kept
-apart from ``deblur.py`` because it imports torch, which ``--help`` must not pay for.
+apart from ``deblur.py`` because it imports torch, which ``--help`` must not pay for. The stages of one photo
+and their error handling are here; how stages overlap and devices share the photos is ``lanes.py``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from deblurcli import interrupts
 from deblurcli.cli.common import one_line
+from deblurcli.cli.lanes import Job, Show, Stages, not_attempted, run_lanes
 from deblurcli.cli.outputs import check_bit_depth, find_clashes, prepare_folder
 from deblurcli.engine.shard import Rank, rank_from_env, share
 from deblurcli.errors import (
@@ -43,7 +43,6 @@ from deblurcli.io.metadata import provenance_date
 from deblurcli.naming import DEFAULT_SUFFIX, DEFAULT_TEMPLATE, Naming, check_naming, map_paths
 
 if TYPE_CHECKING:
-    from deblurcli.io.photo import Photo
     from deblurcli.methods.loader import LoadedMethod
     from deblurcli.pipeline import DeblurOptions, Deblurred, FileResult, TileProgress
 
@@ -223,7 +222,7 @@ class _Batch:
 
     def _process(self, todo: list[Candidate]) -> list[FileResult]:
         req = self.req
-        opts, lanes = _options(req, self.console, self.rank)
+        opts, loads = _options(req, self.console, self.rank)
         interrupts.check()
         with Progress(
             TextColumn("{task.description}"),
@@ -240,123 +239,38 @@ class _Batch:
             def on_download(done: int, total: int | None) -> None:
                 progress.update(tiles_task, description="weights", completed=done, total=total, visible=True)
 
-            methods = [_load(req, args, on_download) for args in lanes]
+            methods = [_load(req, args, on_download) for args in loads]
             interrupts.check()
 
             def on_tile(done: int, total: int) -> None:
                 self._check()  # lets a device thread stop between tiles when the batch is interrupted
                 progress.update(tiles_task, description="tiles", completed=done, total=total, visible=True)
 
-            show = _Show(
+            show = Show(
                 start=lambda cand: progress.update(files_task, description=f"[bold]{escape(cand.path.name)}"),
                 done=lambda: progress.advance(files_task),
                 tile=on_tile,
             )
-            if len(methods) == 1:
-                out = self._lane(todo, methods[0], opts, show)
-            else:
-                out = self._lanes(todo, methods, opts, show)
+            lanes = [self._stages(method, opts) for method in methods]
+            out = run_lanes(todo, lanes, show, depth=req.prefetch, stop=self.stop)
             progress.update(files_task, description="photos")
         return out
+
+    def _stages(self, method: LoadedMethod, opts: DeblurOptions) -> Stages:
+        """This batch's stages of a photo, bound to one device's loaded method."""
+        return Stages(
+            prepare=lambda cand: self._prepare(cand, method, opts),
+            run=lambda job, on_tile: self._run(job, method, opts, on_tile),
+            write=lambda job, done: self._write(job, done, method, opts),
+            check=self._check,
+            disk_full=lambda: self.disk_full,
+        )
 
     def _check(self) -> None:
         """Raise ``KeyboardInterrupt`` once Ctrl-C was pressed, or once another device's thread failed."""
         interrupts.check()
         if self.stop.is_set():
             raise KeyboardInterrupt
-
-    def _lanes(
-        self, todo: list[Candidate], methods: list[LoadedMethod], opts: DeblurOptions, show: _Show
-    ) -> list[FileResult]:
-        """One thread per device, each over its share of the photos; results come back in input order.
-
-        Ctrl-C reaches the main thread only, which waits here: it sets ``stop``, which each device's thread
-        sees at its next tile or photo, and waits for them, so every temporary file is gone before we exit.
-        """
-        count = len(methods)
-        shares = [share(range(len(todo)), i, count) for i in range(count)]
-        out: list[FileResult | None] = [None] * len(todo)
-        with ThreadPoolExecutor(count, thread_name_prefix="defocus-device") as pool:
-            futures = [
-                pool.submit(self._lane, [todo[i] for i in mine], method, opts, show)
-                for mine, method in zip(shares, methods, strict=True)
-            ]
-            try:
-                for future in as_completed(futures):
-                    future.result()  # the first failure, on any device, stops the others at once
-                for mine, future in zip(shares, futures, strict=True):
-                    for i, result in zip(mine, future.result(), strict=True):
-                        out[i] = result
-            except BaseException:
-                self.stop.set()
-                raise
-        return [r for r in out if r is not None]
-
-    def _lane(self, todo: list[Candidate], method: LoadedMethod, opts: DeblurOptions, show: _Show) -> list[FileResult]:
-        """One device's photos in order: decoded ahead on one thread, run here, written behind on another.
-
-        Besides the photo running, at most ``--prefetch`` decoded photos wait (12 bytes per pixel each) and one
-        result is being written (its pixels, 12 bytes per pixel, and its maps), so the default adds about two
-        photos' worth of memory: some 0.6 GB for 24 MP photos. Each stage's errors become the photo's one-line
-        result exactly as in a plain loop; with ``--prefetch 0`` both helpers run inline, and this *is* the
-        plain loop.
-        """
-        from deblurcli.pipeline import FileResult
-
-        depth = self.req.prefetch
-        out: list[FileResult] = []
-        full_at: int | None = None
-        upcoming = iter(todo)
-        ahead: deque[Future[FileResult | _Job]] = deque()
-        writing: tuple[Future[FileResult], ExitStack] | None = None
-        with ExitStack() as stack:
-            held: list[ExitStack] = []  # output claims, released once their write is over
-            stack.callback(lambda: [lock.close() for lock in held])
-            reader = _worker(depth, "defocus-decode")
-            stack.callback(reader.shutdown, wait=True, cancel_futures=True)
-            writer = _worker(depth, "defocus-write")
-            stack.callback(writer.shutdown, wait=True, cancel_futures=True)
-
-            def collect() -> None:
-                """Wait for the write in flight; its result takes its place in the order."""
-                nonlocal writing, full_at
-                if writing is None:
-                    return
-                future, lock = writing
-                writing = None
-                try:
-                    out.append(future.result())
-                finally:
-                    lock.close()
-                    held.remove(lock)
-                show.done()
-                if self.disk_full and full_at is None:
-                    full_at = len(out) - 1
-
-            for _ in todo:
-                while len(ahead) <= depth and (cand := next(upcoming, None)) is not None:
-                    ahead.append(reader.submit(self._prepare, cand, method, opts))
-                self._check()
-                job = ahead.popleft().result()
-                if isinstance(job, _Job):
-                    show.start(job.cand)
-                    ran = self._run(job, method, opts, show.tile)
-                    job.photo = None  # the input's pixels are no longer needed
-                else:
-                    ran = job
-                collect()
-                if isinstance(ran, FileResult):
-                    out.append(ran)
-                    show.done()
-                    continue
-                done, lock = ran
-                held.append(lock)
-                assert isinstance(job, _Job)
-                writing = (writer.submit(self._write, job, done, method, opts), lock)
-            collect()
-        if full_at is not None:  # as in a plain loop: nothing after the photo that filled the disk is attempted
-            out[full_at + 1 :] = [_not_attempted(r.source) for r in out[full_at + 1 :]]
-        return out
 
     def _guard(self, src: str, step: Callable[[], _T]) -> _T | FileResult:
         """Run one stage of one photo; every user-facing error becomes a failed result with a one-line reason."""
@@ -374,16 +288,16 @@ class _Batch:
         except OSError as err:
             return FileResult(source=src, status="failed", reason=f"cannot write: {err.strerror or err}")
 
-    def _prepare(self, cand: Candidate, method: LoadedMethod, opts: DeblurOptions) -> FileResult | _Job:
+    def _prepare(self, cand: Candidate, method: LoadedMethod, opts: DeblurOptions) -> FileResult | Job:
         """Decode a photo and decide its output, or say why it is skipped or failed (runs ahead, on the reader)."""
         from deblurcli.io.decode import decode
         from deblurcli.pipeline import FileResult, resolve_format
 
         src = cand.label or str(cand.path)
         if self.disk_full:
-            return _not_attempted(src)
+            return not_attempted(src)
 
-        def step() -> FileResult | _Job:
+        def step() -> FileResult | Job:
             planned = self.planned[cand.path]
             if not self.stdout and planned.exists() and not self.req.overwrite:
                 self._sweep(planned, method.spec.maps, locked=False)
@@ -402,18 +316,18 @@ class _Batch:
                 return FileResult(
                     source=src, output=str(dst), status="skipped", reason="output exists (--overwrite replaces it)"
                 )
-            return _Job(cand=cand, src=src, photo=photo, fmt=fmt, depth=depth, dst=dst)
+            return Job(cand=cand, src=src, photo=photo, fmt=fmt, depth=depth, dst=dst)
 
         return self._guard(src, step)
 
     def _run(
-        self, job: _Job, method: LoadedMethod, opts: DeblurOptions, on_tile: TileProgress
+        self, job: Job, method: LoadedMethod, opts: DeblurOptions, on_tile: TileProgress
     ) -> FileResult | tuple[Deblurred, ExitStack]:
         """Claim the output and run the method; the claim is handed back, to be released after the write."""
         from deblurcli.pipeline import FileResult, run_file
 
         if self.disk_full:
-            return _not_attempted(job.src)
+            return not_attempted(job.src)
         lock = ExitStack()
 
         def step() -> FileResult | Deblurred:
@@ -444,12 +358,12 @@ class _Batch:
             return ran
         return ran, lock
 
-    def _write(self, job: _Job, done: Deblurred, method: LoadedMethod, opts: DeblurOptions) -> FileResult:
+    def _write(self, job: Job, done: Deblurred, method: LoadedMethod, opts: DeblurOptions) -> FileResult:
         """Encode and write a result, plus its maps (runs behind, on the writer)."""
         from deblurcli.pipeline import write_file
 
         if self.disk_full:
-            return _not_attempted(job.src)
+            return not_attempted(job.src)
 
         def step() -> FileResult:
             result = write_file(done, job.cand.path, job.dst, method, opts, fmt=job.fmt, bit_depth=job.depth)
@@ -595,49 +509,3 @@ def _load(req: BatchRequest, args: dict[str, object], on_download: object) -> Lo
         raise WeightsError(
             f"--weights {req.weights}: not a {req.method} checkpoint we can read ({one_line(err)})"
         ) from None
-
-
-@dataclass
-class _Job:
-    """A photo decoded ahead of its run, with where its result goes."""
-
-    cand: Candidate
-    src: str
-    photo: Photo | None
-    fmt: str
-    depth: int
-    dst: Path
-
-
-@dataclass(frozen=True)
-class _Show:
-    """What a device's loop tells the progress bar (rich's ``Progress`` takes updates from any thread)."""
-
-    start: Callable[[Candidate], None]
-    done: Callable[[], None]
-    tile: TileProgress
-
-
-def _not_attempted(src: str) -> FileResult:
-    from deblurcli.pipeline import FileResult
-
-    return FileResult(source=src, status="failed", reason="not attempted: no space left on device")
-
-
-class _Inline(Executor):
-    """An executor that runs each task at once in the caller's thread: ``--prefetch 0``, the plain loop.
-    Ctrl-C and other ``BaseException``s propagate at once, as they would without an executor."""
-
-    def submit(self, fn: Callable[..., _T], /, *args: object, **kwargs: object) -> Future[_T]:  # type: ignore[override]
-        future: Future[_T] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as err:
-            future.set_exception(err)
-        return future
-
-
-def _worker(depth: int, name: str) -> Executor:
-    """One helper thread for a stage of the batch, or none when ``--prefetch 0`` asks for the plain loop. One
-    thread, not more: photos must come out in order, and one decode or encode already keeps pace with a run."""
-    return ThreadPoolExecutor(1, thread_name_prefix=name) if depth > 0 else _Inline()
