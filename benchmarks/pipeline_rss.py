@@ -9,13 +9,19 @@ method declares), so decoding, tiling buffers, blending and encoding are measure
 instead of hours on a busy CPU; the method's own per-tile working set (independent of the photo size) is the
 difference between a real and a stubbed run at one size.
 
+``--stages`` also samples the child's RSS every few milliseconds and reports the peak while each step of the
+data path runs (decode, model input, tiled run, bokeh weight, blend back, encode), so a memory change can be
+aimed at the step that sets the peak instead of guessed at.
+
     python benchmarks/pipeline_rss.py --mp 24 61 --methods classic kpac
     python benchmarks/pipeline_rss.py --mp 24 61 100 200 --methods classic kpac --stub
+    python benchmarks/pipeline_rss.py --mp 24 --methods classic --stub --stages
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -54,15 +60,49 @@ loader.LoadedMethod.tile_fn = tile_fn
 """
 
 
-def measure(photo: Path, method: str, out: Path, *, stub: bool) -> tuple[float, float, int]:
-    """Peak RSS (GiB), wall seconds and exit code of one CLI run."""
-    code = (_STUB if stub else "") + "from deblurcli.cli import main; main()"
+#: sampled in the child: the peak RSS while each step of the data path runs, written as JSON at exit
+_STAGES = """
+import atexit, functools, json, os, threading, time
+import deblurcli.io.decode as _decode, deblurcli.pipeline as _pipeline
+_now, _peaks = ["start"], {}
+def _sample():
+    while True:
+        with open("/proc/self/statm") as fh:
+            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+        _peaks[_now[0]] = max(_peaks.get(_now[0], 0.0), rss)
+        time.sleep(0.002)
+def _step(module, name, label):
+    inner = getattr(module, name)
+    @functools.wraps(inner)
+    def timed(*args, **kwargs):
+        before, _now[0] = _now[0], label
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            time.sleep(0.005)
+            _now[0] = before
+    setattr(module, name, timed)
+for _module, _name, _label in ((_decode, "decode", "decode"), (_pipeline, "to_model_input", "model input"),
+        (_pipeline, "run_tiled", "tiled run"), (_pipeline, "correction_weight", "bokeh weight"),
+        (_pipeline, "from_model_output", "blend back"), (_pipeline, "encode", "encode")):
+    _step(_module, _name, _label)
+threading.Thread(target=_sample, daemon=True).start()
+atexit.register(lambda: open(os.environ["STAGES_JSON"], "w").write(json.dumps(_peaks)))
+"""
+
+
+def measure(
+    photo: Path, method: str, out: Path, *, stub: bool, stages: Path | None = None
+) -> tuple[float, float, int]:
+    """Peak RSS (GiB), wall seconds and exit code of one CLI run; with ``stages``, per-step peaks go there."""
+    code = (_STUB if stub else "") + (_STAGES if stages else "") + "from deblurcli.cli import main; main()"
     cmd = [sys.executable, "-c", code, "deblur", str(photo), "-o", str(out)]
     cmd += ["--method", method, "--overwrite", "-q", "--max-megapixels", "1000"]
     if method != "classic":
         cmd.append("--random-weights-for-testing")
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd)
+    env = {**os.environ, "STAGES_JSON": str(stages)} if stages else None
+    proc = subprocess.Popen(cmd, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     return usage.ru_maxrss / 2**20, time.perf_counter() - started, os.waitstatus_to_exitcode(status)
 
@@ -72,6 +112,7 @@ def main() -> None:
     ap.add_argument("--mp", type=int, nargs="+", default=[24, 61, 100, 200])
     ap.add_argument("--methods", nargs="+", default=["classic", "kpac"])
     ap.add_argument("--stub", action="store_true", help="identity tiles: full-size memory without the compute")
+    ap.add_argument("--stages", action="store_true", help="also the peak RSS while each step of the data path runs")
     args = ap.parse_args()
     print("| MP | method | peak RSS (GiB) | seconds | exit |\n|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,9 +120,14 @@ def main() -> None:
             photo = Path(tmp) / f"photo_{mp}mp.jpg"
             make_photo(photo, mp)
             for method in args.methods:
-                rss, seconds, code = measure(photo, method, Path(tmp) / "out", stub=args.stub)
+                stages = Path(tmp) / "stages.json" if args.stages else None
+                rss, seconds, code = measure(photo, method, Path(tmp) / "out", stub=args.stub, stages=stages)
                 label = f"{method} (stub)" if args.stub else method
                 print(f"| {mp} | {label} | {rss:.2f} | {seconds:.0f} | {code} |", flush=True)
+                if stages is not None and stages.exists():
+                    peaks = json.loads(stages.read_text())
+                    steps = ", ".join(f"{k} {v:.2f}" for k, v in peaks.items() if k != "start")
+                    print(f"|  | peak GiB while: {steps} |  |  |  |", flush=True)
 
 
 if __name__ == "__main__":
