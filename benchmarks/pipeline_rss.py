@@ -74,14 +74,14 @@ def _sample():
 def _step(module, name, label):
     inner = getattr(module, name)
     @functools.wraps(inner)
-    def timed(*args, **kwargs):
+    def labelled(*args, **kwargs):
         before, _now[0] = _now[0], label
         try:
             return inner(*args, **kwargs)
         finally:
             time.sleep(0.005)
             _now[0] = before
-    setattr(module, name, timed)
+    setattr(module, name, labelled)
 for _module, _name, _label in ((_decode, "decode", "decode"), (_pipeline, "to_model_input", "model input"),
         (_pipeline, "run_tiled", "tiled run"), (_pipeline, "correction_weight", "bokeh weight"),
         (_pipeline, "from_model_output", "blend back"), (_pipeline, "encode", "encode")):

@@ -53,13 +53,13 @@ def estimate_radius(x: torch.Tensor, threshold: float) -> tuple[np.ndarray, floa
 
     pixels = x.shape[-2] * x.shape[-1]
     scale = max(1.0, threshold / bokeh.BASE_THRESHOLD_PX, math.sqrt(pixels / ESTIMATE_MAX_PIXELS))
-    small = x
+    small = x.float()  # no copy for a float32 model input
     # shrink first, clamp after: clamping the full-size photo would copy it, and for a model input (in [0, 1]) the
     # antialiased bilinear shrink, a weighted mean, stays in [0, 1], so the order changes nothing
     if scale > 1.0:
         size = (max(1, round(x.shape[-2] / scale)), max(1, round(x.shape[-1] / scale)))
-        small = F.interpolate(small.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
-    small = small.float().clamp(0.0, 1.0)
+        small = F.interpolate(small, size=size, mode="bilinear", antialias=True, align_corners=False)
+    small = small.clamp(0.0, 1.0)
     with torch.inference_mode():
         radius = estimate_defocus(small)[0, 0].numpy()
     return (radius * scale).astype(np.float32), scale
