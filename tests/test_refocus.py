@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from deblurcli.archs.refocus import Refocus
+from deblurcli.archs.refocus import Refocus, Up
 from deblurcli.bench.macs import count_macs
 from deblurcli.errors import WeightsError
 from deblurcli.methods.refocus import SPEC, convert_refocus, infer_refocus_hparams, run_refocus
@@ -24,15 +24,15 @@ def n_params(net: torch.nn.Module) -> int:
 
 
 def test_parameter_counts_are_exact() -> None:
-    assert n_params(Refocus()) == 1_212_016
-    assert n_params(Refocus(**SPEC.hparams)) == 1_212_016
-    assert n_params(Refocus(width=48)) == 2_719_648
-    assert n_params(Refocus(**LARGE)) == 9_106_896
+    assert n_params(Refocus()) == 1_181_008
+    assert n_params(Refocus(**SPEC.hparams)) == 1_181_008
+    assert n_params(Refocus(width=48)) == 2_650_096
+    assert n_params(Refocus(**LARGE)) == 8_983_440
 
 
 def test_default_size_fits_the_cpu_budget_at_720p() -> None:
     macs = count_macs(lambda: Refocus(), lambda net, x: net(x), 720, 1280)
-    assert macs == 34_652_160_000
+    assert macs == 33_944_371_200
     assert macs <= 40e9
 
 
@@ -47,6 +47,23 @@ def test_untrained_network_is_the_identity_and_the_map_is_full_size() -> None:
     with torch.no_grad():
         out = run_refocus(net, x)
     assert set(out) == {"image", *SPEC.maps} and float(out["defocus"].min()) >= 0.0
+
+
+def test_upsampling_cannot_print_a_grid() -> None:
+    """Whatever its weights, ``Up`` turns a smooth coarse ramp into a smooth ramp: no 2x2 block pattern.
+
+    The pixel-shuffle decoder it replaces gave each pixel of a block its own map of one coarse feature, and
+    a trained network printed those blocks into smooth skies (``benchmarks/refocus_grid.py``)."""
+    torch.manual_seed(0)
+    up = Up(cin=16, cout=8)
+    torch.nn.init.normal_(up.conv.weight)
+    ramp = torch.linspace(0.0, 1.0, 12).view(1, 1, 1, 12).expand(1, 16, 12, 12) * torch.rand(1, 16, 1, 1)
+    with torch.no_grad():
+        out = up(ramp)[..., 2:-2, 2:-2]  # away from the replicated border
+    assert out.shape[-1] == 20 and float(out.std()) > 0.1
+    curvature = out[..., 2:] - 2 * out[..., 1:-1] + out[..., :-2]
+    assert float(curvature.abs().max()) < 1e-5
+    assert float((out[..., 1:, :] - out[..., :-1, :]).abs().max()) < 1e-5  # constant down the columns
 
 
 def test_sizes_other_than_multiples_of_8_are_refused_by_the_network() -> None:

@@ -5,9 +5,9 @@ field, but a CPU pays for every full-resolution multiply. Measured on a 2-core C
 per-pixel normalisation (NAFNet style) ran far below the matmul peak, while dense 3x3 convolutions run close to
 it. So the network is a plain U-Net of dense 3x3 convolutions that never works at full resolution: the input is
 pixel-unshuffled to half scale (3 -> 12 channels), the trunk runs at 1/2, 1/4 and 1/8 scale with channels
-doubling as the scale halves (every level then costs about the same per conv), and the output is a residual
-pixel-shuffled back to full scale and added to the input. Most of the depth sits at 1/8 scale, where one 3x3
-conv sees +-8 px of the photo.
+doubling as the scale halves (every level then costs about the same per conv), the decoder goes back up by
+bilinear upsampling (``Up``), and the output is a residual pixel-shuffled back to full scale and added to the
+input. Most of the depth sits at 1/8 scale, where one 3x3 conv sees +-8 px of the photo.
 
 Two outputs: the deblurred image and a per-pixel defocus map (blur *radius* in px, the unit ``classic`` and
 ``dmsft`` report), read off the last decoder level. The map is a by-product for ``--maps`` and for bokeh
@@ -20,6 +20,7 @@ training starts at the input's PSNR and in-focus content is left alone from step
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 #: LeakyReLU slope: keeps gradients alive in a small network trained from scratch
@@ -49,15 +50,21 @@ class ResBlock(nn.Module):
 
 
 class Up(nn.Module):
-    """1x1 conv to 4x the output channels, then pixel shuffle: upsampling without transposed-conv checkerboards."""
+    """1x1 conv at the coarse scale, then bilinear 2x upsampling: nothing in it can print a grid.
+
+    A 1x1 conv to 4x the channels followed by a pixel shuffle (what this was) gives each of the four pixels of
+    a 2x2 block its own linear map of the same coarse feature: a learned kernel-2, stride-2 transposed conv.
+    Trained, it printed the coarse cells into smooth skies as a faint 8 px (and 4 px) grid that the single
+    3x3 block after it could not smooth away. Bilinear upsampling is smooth by construction, and since a 1x1
+    conv commutes with it, running the conv first costs a quarter of the multiplies.
+    """
 
     def __init__(self, *, cin: int, cout: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout * 4, 1)
-        self.shuffle = nn.PixelShuffle(2)
+        self.conv = nn.Conv2d(cin, cout, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.shuffle(self.conv(x))
+        return F.interpolate(self.conv(x), scale_factor=2, mode="bilinear", align_corners=False)
 
 
 def _stack(n: int, channels: int) -> nn.Sequential:
