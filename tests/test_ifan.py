@@ -108,10 +108,12 @@ def test_matches_the_official_reference_tensors() -> None:
     assert diff(disparity, "disparity") < 1e-4
     assert diff(feats[-1], "e_B") < 1e-4
     # IAC amplifies to std ~4 (peaks ~100): fp32 rounding alone moves it by ~5e-4 (float64 differs from the
-    # stored tensor by 7e-4), so the bound is relative to the tensor's scale.
+    # stored tensor by 7e-4, the reference's own rounding), and an AVX-512 CPU's kernels round differently
+    # again (1.0e-3 measured), so the bound is relative to the tensor's scale: 2e-5 of it, ~2e-3, where
+    # filters off by 0.1 % move it by 1.7.
     scale = float(np.abs(data["iac_out"]).max())
-    assert diff(e_bs, "iac_out") < 1e-5 * scale
-    assert diff(lean, "iac_out") < 1e-5 * scale
+    assert diff(e_bs, "iac_out") < 2e-5 * scale
+    assert diff(lean, "iac_out") < 2e-5 * scale
 
 
 def test_forward_backward_small_and_training_branches() -> None:
