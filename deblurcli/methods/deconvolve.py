@@ -21,7 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from deblurcli.methods.defocus_map import gaussian, reflect_pad
+from deblurcli.methods.defocus_map import box_mean, gaussian, reflect_pad
 
 #: radii of the deconvolution bank, px; the map is clamped to the last one
 RADII: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
@@ -178,13 +178,6 @@ def _grow(mask: torch.Tensor, reach: int) -> torch.Tensor:
     return _running_max(_running_max(mask, reach, -1), reach, -2)
 
 
-def _box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:
-    """Mean over a (2 reach + 1) square, as two 1-D average pools, counting only pixels inside the image."""
-    size = 2 * reach + 1
-    rows = F.avg_pool2d(x, (1, size), stride=1, padding=(0, reach), count_include_pad=False)
-    return F.avg_pool2d(rows, (size, 1), stride=1, padding=(reach, 0), count_include_pad=False)
-
-
 def _clip_zones(clipped: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Where the blur of a disc of ``radius`` took in clipped light, and where the output keeps the input.
 
@@ -194,7 +187,7 @@ def _clip_zones(clipped: torch.Tensor, radius: float) -> tuple[torch.Tensor, tor
     """
     reach = math.ceil(radius) + 1
     zone = _grow(clipped, reach)
-    return zone, torch.maximum(zone, _box_mean(_grow(clipped, 2 * reach), reach))
+    return zone, torch.maximum(zone, box_mean(_grow(clipped, 2 * reach), reach))
 
 
 def _highlight_fill(lin: torch.Tensor, clipped: torch.Tensor, radius: float) -> torch.Tensor:

@@ -298,18 +298,21 @@ def _spread(k: int, values: torch.Tensor, weight: torch.Tensor) -> tuple[torch.T
     return to_radius(k, spread), robust
 
 
-def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    return F.avg_pool2d(reflect_pad(x, radius, radius, radius, radius), 2 * radius + 1, stride=1)
+def box_mean(x: torch.Tensor, reach: int) -> torch.Tensor:
+    """Mean over a (2 reach + 1) square, reflect borders, as two 1-D pools (cost linear in ``reach``)."""
+    size = 2 * reach + 1
+    rows = F.avg_pool2d(reflect_pad(x, reach, reach, reach, reach), (1, size), stride=1)
+    return F.avg_pool2d(rows, (size, 1), stride=1)
 
 
 def guided(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
     """He et al.'s guided filter with a grey guide: smooths ``src`` but keeps the guide's edges."""
-    mean_g, mean_s = _box(guide, radius), _box(src, radius)
-    a = _box(guide * src, radius).sub_(mean_g * mean_s)
-    a.div_(_box(guide * guide, radius).sub_(mean_g * mean_g).add_(eps))
+    mean_g, mean_s = box_mean(guide, radius), box_mean(src, radius)
+    a = box_mean(guide * src, radius).sub_(mean_g * mean_s)
+    a.div_(box_mean(guide * guide, radius).sub_(mean_g * mean_g).add_(eps))
     b = mean_s.sub_(a * mean_g)
     del mean_g
-    return _box(a, radius).mul_(guide).add_(_box(b, radius))
+    return box_mean(a, radius).mul_(guide).add_(box_mean(b, radius))
 
 
 def _below(x: torch.Tensor, limit: float) -> torch.Tensor:
