@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from deblurcli import __version__
+from deblurcli.engine.bokeh import resize as resize_map
 from deblurcli.engine.device import choose_tile
 from deblurcli.engine.tiling import count_tiles, run_tiled
 from deblurcli.errors import UsageError
@@ -25,7 +26,7 @@ from deblurcli.io.photo import Photo
 from deblurcli.methods.loader import LoadedMethod
 from deblurcli.methods.spec import MethodSpec
 from deblurcli.naming import map_paths
-from deblurcli.weighting import WEIGHT_MAP, WEIGHT_UNIT, Mask, correction_weight
+from deblurcli.weighting import RADIUS_MAP, RADIUS_UNIT, WEIGHT_MAP, WEIGHT_UNIT, Mask, correction_weight
 
 TileProgress = Callable[[int, int], None]
 
@@ -69,8 +70,11 @@ class FileResult:
 
 def map_names(spec: MethodSpec, *, bokeh: str, masked: bool) -> tuple[str, ...]:
     """The maps ``deblur_file`` writes with ``maps=True``, known before the run so that a batch can check their
-    names: the method's own, and the correction weight whenever one is applied (a mask, or ``bokeh="keep"``)."""
-    return (*spec.maps, WEIGHT_MAP) if masked or bokeh != "remove" else spec.maps
+    names: the method's own, the correction weight whenever one is applied (a mask, or ``bokeh="keep"``), and
+    with ``keep`` the blur radius the weight came from."""
+    if masked:
+        return (*spec.maps, WEIGHT_MAP)
+    return (*spec.maps, WEIGHT_MAP, RADIUS_MAP) if bokeh != "remove" else spec.maps
 
 
 def to_model_input(photo: Photo) -> torch.Tensor:
@@ -152,13 +156,13 @@ def deblur_photo(
     tile, overlap = tiling if tiling is not None else tiling_for(method, opts, *photo.pixels.shape[:2])
     x = to_model_input(photo)
 
-    def weigh(maps: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, str]]:
+    def weigh(maps: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict[str, str], np.ndarray | None]:
         return correction_weight(
             x, maps, mode=opts.bokeh, threshold=opts.bokeh_threshold, mask=opts.mask, max_pixels=opts.max_pixels
         )
 
     early = opts.mask is not None or opts.bokeh != "keep"  # needs no map; bad masks and modes fail before the run
-    weight, bokeh_record = weigh({}) if early else (None, {})
+    weight, bokeh_record, radius = weigh({}) if early else (None, {}, None)
     outputs = run_tiled(
         method.tile_fn(),
         x,
@@ -171,10 +175,12 @@ def deblur_photo(
     image = outputs.pop("image")
     maps = {name: value[0, 0].numpy() for name, value in outputs.items()}
     if not early:
-        weight, bokeh_record = weigh(maps)
+        weight, bokeh_record, radius = weigh(maps)
     result = from_model_output(image, x, photo, opts.strength, weight)
     if weight is not None:
         maps[WEIGHT_MAP] = weight
+    if radius is not None and opts.maps:  # resized only when it is written: 4 B/px more at full size
+        maps[RADIUS_MAP] = resize_map(radius, *x.shape[-2:])
     provenance = {
         "software": f"defocus {__version__}",
         **method.provenance(),
@@ -246,7 +252,7 @@ def write_file(
     if opts.maps:
         for name, values in done.maps.items():
             tif, png = map_paths(dst, [name])
-            unit = WEIGHT_UNIT if name == WEIGHT_MAP else method.spec.map_units.get(name, "")
+            unit = {WEIGHT_MAP: WEIGHT_UNIT, RADIUS_MAP: RADIUS_UNIT}.get(name) or method.spec.map_units.get(name, "")
             write_map(values, tif, png, unit=unit, provenance=done.provenance)
             written += [str(tif), str(png)]
     return FileResult(

@@ -29,6 +29,9 @@ Mask = Path | np.ndarray
 BOKEH_MODES = ("keep", "remove")
 WEIGHT_MAP = "bokeh_weight"
 WEIGHT_UNIT = "correction weight (0 = untouched, 1 = fully corrected)"
+#: the blur radius ``keep`` decided by: read it to choose ``--bokeh-threshold`` for a photo
+RADIUS_MAP = "bokeh_radius"
+RADIUS_UNIT = "blur radius, px: the larger of the method's map and the pyramid estimate, at full size"
 _LUMA = (0.2126, 0.7152, 0.0722)
 #: the pyramid estimate runs on at most this many pixels (about 110 B each), so a 24 MP photo stays in 2 GB
 ESTIMATE_MAX_PIXELS = 1_000_000
@@ -99,8 +102,9 @@ def correction_weight(
     threshold: float | None,
     mask: Mask | None,
     max_pixels: int,
-) -> tuple[np.ndarray | None, dict[str, str]]:
-    """The (H, W) weight for this photo (``None``: correct everywhere) and what provenance records about it.
+) -> tuple[np.ndarray | None, dict[str, str], np.ndarray | None]:
+    """The (H, W) weight for this photo (``None``: correct everywhere), what provenance records about it, and
+    the blur radius (px) the weight was formed from, on the estimate's grid (``None`` for a mask or ``remove``).
 
     Raises:
         UsageError: unknown mode, non-positive threshold, unreadable mask.
@@ -111,9 +115,9 @@ def correction_weight(
     if mask is not None:
         weight, digest = load_mask(mask, height, width, max_pixels=max_pixels)
         source = str(mask) if isinstance(mask, Path) else "array"
-        return weight, {"bokeh": "mask", "bokeh_mask": source, "bokeh_mask_sha256": digest}
+        return weight, {"bokeh": "mask", "bokeh_mask": source, "bokeh_mask_sha256": digest}, None
     if mode == "remove":
-        return None, {"bokeh": "remove"}
+        return None, {"bokeh": "remove"}, None
     if threshold is not None and not threshold > 0:
         raise UsageError(f"--bokeh-threshold must be positive, not {threshold:g}")
     limit = threshold if threshold is not None else bokeh.default_threshold(height, width)
@@ -124,4 +128,5 @@ def correction_weight(
         radius = np.maximum(bokeh.resize(bokeh.radius_from_map(*own), *radius.shape), radius)
         source = f"{own[0]} + {source}"
     weight = bokeh.correction_weight(radius, grey_guide(x), limit)
-    return weight, {"bokeh": "keep", "bokeh_threshold": f"{limit:.3g}", "bokeh_map": source}
+    record = {"bokeh": "keep", "bokeh_threshold": f"{limit:.3g}", "bokeh_map": source}
+    return weight, record, radius

@@ -184,6 +184,30 @@ def test_weight_map_and_provenance_from_the_cli(tmp_path: Path) -> None:
     assert "defocus" in xmp["Xmp.defocus.bokeh_map"]
 
 
+def test_radius_map_shows_what_keep_decided(tmp_path: Path, two_layer: tuple[np.ndarray, ...]) -> None:
+    """``--maps`` with ``keep`` writes the blur radius the weight came from, full size, in px: it reads the 12 px
+    background above the threshold and the 2 px subject below it, so a user can pick ``--bokeh-threshold``."""
+    blurred, _, subject = two_layer
+    Image.fromarray(blurred).save(tmp_path / "t.png")
+    runner = CliRunner()
+    result = runner.invoke(app, ["deblur", str(tmp_path / "t.png"), "--maps", "-q"])
+    assert result.exit_code == 0, result.stderr
+    radius, record = read_map(tmp_path / "t_deblurred_bokeh_radius.tif")
+    weight, _ = read_map(tmp_path / "t_deblurred_bokeh_weight.tif")
+    assert radius.shape == weight.shape == subject.shape
+    assert "blur radius, px" in str(record["unit"]) and record["bokeh"] == "keep"
+    threshold = float(str(record["bokeh_threshold"]))
+    far = _distance_outside(subject) > MARGIN_PX
+    deep = _distance_outside(~subject) > DEEP_PX
+    assert np.median(radius[far]) > 2 * threshold and np.median(radius[deep]) < threshold
+    assert (tmp_path / "t_deblurred_bokeh_radius.png").exists()
+    out = tmp_path / "remove"
+    args = ["deblur", str(tmp_path / "t.png"), "--maps", "--bokeh", "remove", "-o", str(out), "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert not list(out.glob("*bokeh*")) and (out / "t_deblurred_defocus.tif").exists()
+
+
 def test_bad_bokeh_options_are_usage_errors(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "p.png")
     runner = CliRunner()

@@ -115,7 +115,8 @@ def test_maps_format_and_depth_options(photo_dir: Path) -> None:
     result = tifffile.imread(photo_dir / "b_deblurred.tif")
     assert result.dtype == np.uint16 and result.shape == (80, 96, 3)
     files = json.loads(out)["files"][0]["maps"]
-    names = {"b_deblurred_defocus", "b_deblurred_bokeh_weight"}  # --bokeh keep (the default) adds its weight
+    # --bokeh keep (the default) adds its weight and the blur radius that weight was formed from
+    names = {"b_deblurred_defocus", "b_deblurred_bokeh_weight", "b_deblurred_bokeh_radius"}
     assert {Path(f).name for f in files} == {f"{n}.{ext}" for n in names for ext in ("tif", "png")}
     assert tifffile.imread(photo_dir / "b_deblurred_defocus.tif").dtype == np.uint16
 
