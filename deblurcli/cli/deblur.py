@@ -108,7 +108,12 @@ def deblur(
     ] = None,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     maps: Annotated[
-        bool, typer.Option("--maps", help="Also write the method's maps (16-bit TIFF + colour PNG preview).")
+        bool,
+        typer.Option(
+            "--maps",
+            help="Also write the method's maps, and the bokeh weight and the blur radius it came from "
+            "(16-bit TIFF + colour PNG preview).",
+        ),
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (inputs are never replaced).")] = False,
     tile: Annotated[
