@@ -57,7 +57,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    photo = Image.open(SKY).convert("RGB").resize((1024, 640), Image.Resampling.LANCZOS)
+    with Image.open(SKY) as im:
+        full = im.convert("RGB")
+    photo = full.resize((1024, 640), Image.Resampling.LANCZOS)
     sky = np.asarray(photo, dtype=np.float32)[SKY_ROWS] / 255
     noisy = sky + np.random.default_rng(0).normal(0.0, NOISE, sky.shape).astype(np.float32)
     noisy = np.clip(noisy, 0.0, 1.0)
@@ -69,7 +71,7 @@ def main() -> None:
         f"{args.weights}: 8 px {p8:.1f}, 4 px {p4:.1f} (x the median period; ~1 = no grid); "
         f"mean |correction| {255 * float(np.abs(correction).mean()):.2f}/255"
     )
-    whole = np.asarray(Image.open(SKY).convert("RGB").resize((1280, 800), Image.Resampling.LANCZOS))
+    whole = np.asarray(full.resize((1280, 800), Image.Resampling.LANCZOS))
     shifts = [worst_band(deblurcli.deblur(whole, method, bokeh=mode), whole) for mode in ("remove", "keep")]
     print(f"horizon: worst {BAND}-row band {shifts[0]:+.2f} levels (remove), {shifts[1]:+.2f} (keep); ~0 = no shift")
 

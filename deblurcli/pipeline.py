@@ -26,7 +26,7 @@ from deblurcli.io.photo import Photo
 from deblurcli.methods.loader import LoadedMethod
 from deblurcli.methods.spec import MethodSpec
 from deblurcli.naming import map_paths
-from deblurcli.weighting import RADIUS_MAP, RADIUS_UNIT, WEIGHT_MAP, WEIGHT_UNIT, Mask, correction_weight
+from deblurcli.weighting import MAP_UNITS, RADIUS_MAP, WEIGHT_MAP, Mask, correction_weight
 
 TileProgress = Callable[[int, int], None]
 
@@ -252,7 +252,7 @@ def write_file(
     if opts.maps:
         for name, values in done.maps.items():
             tif, png = map_paths(dst, [name])
-            unit = {WEIGHT_MAP: WEIGHT_UNIT, RADIUS_MAP: RADIUS_UNIT}.get(name) or method.spec.map_units.get(name, "")
+            unit = MAP_UNITS.get(name) or method.spec.map_units.get(name, "")
             write_map(values, tif, png, unit=unit, provenance=done.provenance)
             written += [str(tif), str(png)]
     return FileResult(

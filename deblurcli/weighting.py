@@ -32,6 +32,8 @@ WEIGHT_UNIT = "correction weight (0 = untouched, 1 = fully corrected)"
 #: the blur radius ``keep`` decided by: read it to choose ``--bokeh-threshold`` for a photo
 RADIUS_MAP = "bokeh_radius"
 RADIUS_UNIT = "blur radius, px: the larger of the method's map and the pyramid estimate, at full size"
+#: units of the maps this module adds to a method's own, for the map files' records
+MAP_UNITS = {WEIGHT_MAP: WEIGHT_UNIT, RADIUS_MAP: RADIUS_UNIT}
 _LUMA = (0.2126, 0.7152, 0.0722)
 #: the pyramid estimate runs on at most this many pixels (about 110 B each), so a 24 MP photo stays in 2 GB
 ESTIMATE_MAX_PIXELS = 1_000_000
