@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from deblurcli.cli.train import RecipeName
 from deblurcli.errors import WeightsError
 from deblurcli.zoo.state import load_strict, read_metadata
 from training.engine.loop import train
 from training.losses import VGGFeatureLoss, defocus_weights, multiscale_l1, weighted_l2
-from training.recipes import recipe_class
+from training.recipes import RECIPES, recipe_class
 from training.recipes.base import Recipe
 
 
@@ -150,6 +151,23 @@ def test_drbnet_objective_sees_all_four_scales() -> None:
     assert torch.equal(est[-1], net(x))
     net(x)  # validation-style calls must not accumulate estimates
     assert obj._coarse is None
+
+
+def test_refocus_large_is_the_gpu_variant_and_its_file_loads_as_refocus(tmp_path: Path) -> None:
+    """The large recipe only changes size and batch: its export is a ``refocus`` file whose metadata
+    builds the 8.98 M-parameter network."""
+    recipe = recipe_class("refocus-large").for_stage(1, crop=16, batch=2).with_iterations(1)
+    assert recipe.name == "refocus-large" and recipe.method == "refocus"
+    assert sum(p.numel() for p in recipe.build_net().parameters()) == 8_983_440
+    assert (recipe_class("refocus-large")().crop, recipe_class("refocus-large")().batch) == (256, 32)
+    train(recipe, items(2, 24), out=tmp_path, device="cpu")
+    meta = read_metadata(tmp_path / "final.safetensors")
+    assert meta["method"] == "refocus" and meta["recipe"]["recipe"] == "refocus-large"
+    spec = importlib.import_module("deblurcli.methods.refocus").SPEC
+    net = spec.cls(**{**spec.hparams, **meta["hparams"]})
+    load_strict(net, spec.convert(tmp_path / "final.safetensors"), source="export")
+    assert sum(p.numel() for p in net.parameters()) == 8_983_440
+    assert {r.value for r in RecipeName} == set(RECIPES)  # the CLI offers exactly the registered recipes
 
 
 # -- through the engine, and overfitting ------------------------------------------------------------------

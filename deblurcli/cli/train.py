@@ -27,6 +27,7 @@ class RecipeName(StrEnum):
     dmsft = "dmsft"
     kpac = "kpac"
     refocus = "refocus"
+    refocus_large = "refocus-large"
 
 
 class TrainPrecision(StrEnum):
@@ -178,7 +179,7 @@ def _run(
             on_step=on_step,
         )
     if main:
-        _report_end(result, out, name, tensorboard=tensorboard)
+        _report_end(result, out, recipe.method, tensorboard=tensorboard)  # refocus-large trains refocus
 
 
 def _report_end(result: Any, out: Path, method: str, *, tensorboard: bool) -> None:

@@ -17,6 +17,7 @@ RECIPES = {
     "dmsft": ("training.recipes.dmsft", "DMSFTRecipe"),
     "kpac": ("training.recipes.kpac", "KPACRecipe"),
     "refocus": ("training.recipes.refocus", "RefocusRecipe"),
+    "refocus-large": ("training.recipes.refocus", "RefocusLargeRecipe"),
 }
 
 

@@ -134,3 +134,25 @@ class RefocusRecipe(Recipe):
 
     def predict(self, net: nn.Module, blur: Tensor) -> Tensor:
         return net(blur)[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefocusLargeRecipe(RefocusRecipe):
+    """The larger variant, for a GPU: 8,983,440 parameters (width 64, 2-2-6-2-2 blocks), 256 px crops.
+
+    Same objective, schedule and exported file format (``method`` stays ``refocus``, the file's ``hparams``
+    carry the size), so ``defocus deblur --method refocus --weights final.safetensors`` loads it. It exists as
+    a recipe of its own because the command line sets schedule and data, not the architecture. Capacity is
+    not known to cure refocus's in-focus fault (issue #10): on the CPU, width 48 gained in blurred regions and
+    darkened a sharp horizon more than width 32, so judge its weights with ``benchmarks/refocus_grid.py`` and
+    ``benchmarks/colour_shift.py`` as well as the held-out PSNR.
+    """
+
+    name: ClassVar[str] = "refocus-large"
+
+    width: int = 64
+    enc_blocks: tuple[int, int] = (2, 2)
+    mid_blocks: int = 6
+    dec_blocks: tuple[int, int] = (2, 2)
+    crop: int = 256
+    batch: int = 32
