@@ -1,10 +1,11 @@
 """Does a method shift the colour of real photos? Mean correction per channel and the worst band of rows.
 
 A deblurring method should move pixels around an edge, not the brightness of a photo: the mean of its
-correction over a whole photo ought to be near 0. ``refocus`` trained with its residual in sRGB learnt a
-darkening from our synthetic scenes (blur averages linear light, so a blurred bright-beside-dark region reads
-brighter in sRGB than its sharp target) and applied it to real photos: -0.2 to -1.3 levels overall, and up to
--5 levels in the worst 16-row band (a bright sky over a dark horizon). This prints, per photo and method, the
+correction over a whole photo ought to be near 0. ``refocus`` learnt from our synthetic scenes to undo the
+spill of blurred bright light onto dark neighbours (blur averages linear light) and also applies that to dark
+edges that are sharp: real photos darken by -0.2 to -1.3 levels overall, and by up to -5 levels in the worst
+16-row band (a bright sky over a dark horizon). Adding its residual in linear light instead of sRGB did not
+remove this (issue #10), so it is the misapplied correction, not a learnt offset. This prints, per photo and method, the
 mean correction of R, G and B in 8-bit levels with ``--bokeh remove``, and the worst band
 (``refocus_grid.worst_band``) with ``remove`` and ``keep``. The photos default to the Quickstart example and
 the nature photos of Debian's ``mate-backgrounds``, shrunk to a long side of 1280 px.
@@ -20,25 +21,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 import deblurcli
 
 sys.path.insert(0, str(Path(__file__).parent))
+from real_sheet import shrunk_rgb  # noqa: E402
 from refocus_grid import BAND, worst_band  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MATE = Path("/usr/share/backgrounds/mate/nature")
 LONG_SIDE = 1280
-
-
-def _load(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        rgb = im.convert("RGB")
-    scale = LONG_SIDE / max(rgb.size)
-    if scale < 1:
-        rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS)
-    return np.asarray(rgb)
 
 
 def main() -> None:
@@ -57,7 +49,7 @@ def main() -> None:
         means, bands = [], []
         print(f"{name}: mean correction R G B (remove) | worst {BAND}-row band remove / keep, 8-bit levels")
         for path in photos:
-            photo = _load(path)
+            photo = shrunk_rgb(path, LONG_SIDE)
             out = {mode: deblurcli.deblur(photo, method, bokeh=mode) for mode in ("remove", "keep")}
             mean = (out["remove"].astype(np.float64) - photo).mean(axis=(0, 1))
             band = [worst_band(out[mode], photo) for mode in ("remove", "keep")]

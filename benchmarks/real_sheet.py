@@ -25,13 +25,18 @@ CROP = 256
 MAX_SIDE = 1600  # photos are downscaled to this first, as a phone or web export would be
 
 
-def _load(path: Path) -> np.ndarray:
+def shrunk_rgb(path: Path, long_side: int) -> np.ndarray:
+    """The photo as 8-bit RGB, downscaled (Lanczos) so its long side is at most ``long_side``."""
     with Image.open(path) as im:
         im = im.convert("RGB")
-        scale = MAX_SIDE / max(im.size)
+        scale = long_side / max(im.size)
         if scale < 1:
             im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
-        return np.asarray(im, dtype=np.float32) / 255.0
+        return np.asarray(im)
+
+
+def _load(path: Path) -> np.ndarray:
+    return shrunk_rgb(path, MAX_SIDE).astype(np.float32) / 255.0
 
 
 def _crops(rgb: np.ndarray) -> list[tuple[int, int]]:
