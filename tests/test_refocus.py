@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,24 @@ def test_image_loss_weighs_blurred_pixels_more_and_map_loss_is_in_px() -> None:
     # identity network: the loss sees the input error; on blurred pixels it weighs (1 + 3) / 1 = 4x more
     assert float(right["l1"]) == pytest.approx(4.0 * float(left["l1"]), rel=1e-5)
     assert float(left["map"]) == pytest.approx(3.0, abs=0.5)
+
+
+@pytest.mark.parametrize("edge_weight", [0.0, 1.0, 0.5])
+def test_edge_weight_counts_in_focus_pixels_next_to_sharp_edges_like_blur(edge_weight: float) -> None:
+    recipe = replace(recipe_class("refocus").for_stage(1, crop=32, batch=1), edge_weight=edge_weight)
+    obj = recipe.objective(recipe.build_net())
+    sharp = torch.full((1, 3, 32, 32), 0.2)
+    sharp[..., 16:] = 0.6  # one strong vertical edge between columns 15 and 16; every pixel in focus
+    radius = torch.zeros(1, 1, 32, 32)
+
+    def loss_with_error_at(cols: slice) -> float:
+        error = torch.zeros_like(sharp)
+        error[..., cols] = 0.05
+        return float(obj({"blur": sharp + error, "sharp": sharp, "defocus": radius})["l1"])
+
+    near, far = loss_with_error_at(slice(12, 16)), loss_with_error_at(slice(0, 4))  # 0-3 px vs 12-15 px away
+    # 1 + blur_weight * edge_weight (blur_weight 3) against 1, before the per-batch normalisation
+    assert near / far == pytest.approx(1.0 + 3.0 * edge_weight, rel=1e-5)
 
 
 def test_ema_follows_the_weights_with_a_ramped_decay() -> None:

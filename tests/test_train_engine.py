@@ -204,6 +204,22 @@ def test_augment_is_deterministic_and_scales_the_defocus_map() -> None:
         apply(sample, Augment(crop=64), 0)
 
 
+def test_soften_blurs_input_and_target_alike_and_keeps_the_defocus_map() -> None:
+    step = torch.zeros(3, 32, 32)
+    step[..., 16:] = 1.0
+    blurred = step * 0.8 + 0.1
+    sample = {"blur": blurred, "sharp": step, "defocus": torch.full((1, 32, 32), 2.0)}
+    soft = apply(sample, Augment(crop=0, soften_p=1.0, soften_sigma=(0.8, 0.8)), 5)
+    plain = apply(sample, Augment(crop=0), 5)
+    assert torch.equal(plain["sharp"], step) and torch.equal(plain["defocus"], sample["defocus"])
+    assert torch.equal(soft["defocus"], sample["defocus"])
+    # the same Gaussian on both: a linear map, so the input stays 0.8 x target + 0.1
+    assert torch.allclose(soft["blur"], soft["sharp"] * 0.8 + 0.1, atol=1e-6)
+    row = soft["sharp"][0, 0]
+    assert torch.allclose(row[:13], torch.zeros(13), atol=1e-4) and 0.0 < float(row[15]) < 0.5 < float(row[16]) < 1.0
+    assert torch.allclose(row.sum(), torch.tensor(16.0), atol=1e-4)  # no light lost at the edges
+
+
 def test_horizontal_flip_swaps_dual_pixel_views_and_rotation_is_refused() -> None:
     base = torch.rand(3, 24, 24)
     sample = {"blur": base, "sharp": base, "left": base * 0.5, "right": base * 0.25}

@@ -38,6 +38,10 @@ class Augment:
         noise_p, noise_sigma: probability and uniform sigma range of additive Gaussian noise.
         gray_p: probability of IFAN's greyscale conversion (luma on sRGB values, then the sRGB curve).
         scale_p, scale_range: probability and uniform range of a downscale applied before cropping.
+        soften_p, soften_sigma: probability and uniform sigma range (px) of a Gaussian blur applied to input
+            and target alike. It stands for a camera's own softness (lens, demosaicing), which the renderer's
+            downscaled sources lack: without it a network reads every photo seen at 100 % as defocused.
+            Small Gaussians commute with the defocus blur, so the pair stays a valid one; ``defocus`` is kept.
     """
 
     crop: int = 256
@@ -48,6 +52,8 @@ class Augment:
     gray_p: float = 0.0
     scale_p: float = 0.0
     scale_range: tuple[float, float] = (0.7, 1.0)
+    soften_p: float = 0.0
+    soften_sigma: tuple[float, float] = (0.3, 1.0)
 
 
 def ifan_gray(image: torch.Tensor) -> torch.Tensor:
@@ -66,6 +72,18 @@ def _rescale(sample: Sample, s: float) -> Sample:
     return out
 
 
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of a (C, H, W) image, edges reflected; the kernel reaches 3 sigma."""
+    r = max(1, int(np.ceil(3.0 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=image.dtype, device=image.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = image.shape[0]
+    x = F.pad(image[None], (r, r, r, r), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)[0]
+
+
 def apply(sample: Mapping[str, torch.Tensor], aug: Augment, seed: int) -> Sample:
     """One augmented patch; the same ``(sample, aug, seed)`` always gives the same bits.
 
@@ -78,6 +96,7 @@ def apply(sample: Mapping[str, torch.Tensor], aug: Augment, seed: int) -> Sample
     gray = rng.random() < aug.gray_p
     scaled, s = rng.random() < aug.scale_p, rng.uniform(*aug.scale_range)
     fy, fx, quarter = rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(4))
+    soft, soft_sigma = rng.random() < aug.soften_p, rng.uniform(*aug.soften_sigma)
     out: Sample = {k: v.float() for k, v in sample.items()}
     h, w = out["blur"].shape[-2:]
     if scaled:
@@ -91,6 +110,8 @@ def apply(sample: Mapping[str, torch.Tensor], aug: Augment, seed: int) -> Sample
             raise DataError(f"a {w}x{h} training image is smaller than the {aug.crop}px crop; lower --crop")
         y, x = int(rng.integers(h - aug.crop + 1)), int(rng.integers(w - aug.crop + 1))
         out = {k: v[:, y : y + aug.crop, x : x + aug.crop] for k, v in out.items()}
+    if soft:
+        out = {k: gaussian_blur(v, float(soft_sigma)) if k in IMAGE_KEYS else v for k, v in out.items()}
     if gray:
         out = {k: ifan_gray(v) if k in IMAGE_KEYS else v for k, v in out.items()}
     if noisy:
