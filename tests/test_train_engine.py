@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from deblurcli.errors import DataError, UsageError
 from deblurcli.zoo.manifest import parse_manifest
 from deblurcli.zoo.state import read_metadata, read_tensors
-from training.engine.augment import Augment, apply
+from training.engine.augment import Augment, apply, gaussian_blur
 from training.engine.export import sha256_file
 from training.engine.loop import StepInfo, train
 from training.engine.runlog import read_log
@@ -218,6 +218,13 @@ def test_soften_blurs_input_and_target_alike_and_keeps_the_defocus_map() -> None
     row = soft["sharp"][0, 0]
     assert torch.allclose(row[:13], torch.zeros(13), atol=1e-4) and 0.0 < float(row[15]) < 0.5 < float(row[16]) < 1.0
     assert torch.allclose(row.sum(), torch.tensor(16.0), atol=1e-4)  # no light lost at the edges
+    # its draws come from a stream of their own: crop, flips, turns and noise stay those of the unsoftened patch
+    texture = {"blur": torch.rand(3, 48, 48), "sharp": torch.rand(3, 48, 48), "defocus": torch.rand(1, 48, 48)}
+    kw: dict[str, Any] = {"crop": 24, "flips": True, "rot90": True, "noise_p": 1.0, "soften_sigma": (0.8, 0.8)}
+    for seed in range(4):
+        on, off = apply(texture, Augment(soften_p=1.0, **kw), seed), apply(texture, Augment(**kw), seed)
+        assert torch.equal(on["defocus"], off["defocus"])
+        assert torch.allclose(on["sharp"], gaussian_blur(off["sharp"], 0.8), atol=1e-5)
 
 
 def test_horizontal_flip_swaps_dual_pixel_views_and_rotation_is_refused() -> None:

@@ -96,7 +96,9 @@ def apply(sample: Mapping[str, torch.Tensor], aug: Augment, seed: int) -> Sample
     gray = rng.random() < aug.gray_p
     scaled, s = rng.random() < aug.scale_p, rng.uniform(*aug.scale_range)
     fy, fx, quarter = rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(4))
-    soft, soft_sigma = rng.random() < aug.soften_p, rng.uniform(*aug.soften_sigma)
+    # softening draws from a stream of its own, so that adding it moved no crop or noise of earlier runs
+    soft_rng = np.random.default_rng((seed, 1))
+    soft, soft_sigma = soft_rng.random() < aug.soften_p, soft_rng.uniform(*aug.soften_sigma)
     out: Sample = {k: v.float() for k, v in sample.items()}
     h, w = out["blur"].shape[-2:]
     if scaled:
