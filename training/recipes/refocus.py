@@ -10,7 +10,8 @@ Choices and why:
   target alike, ``Augment.soften_p``). The renderer's sources are photos shrunk 2-6x, crisper than any photo
   seen at 100 %; trained on them alone, the network read a sharp 512 px photo as blurred by about 2 px and
   sharpened it (scikit-image's astronaut: 36.7 dB from itself). Softened, its map reads 1.7 px there, the
-  photo keeps 39.6 dB, and the held-out synthetic figures do not move (issue #10 note).
+  photo keeps 39.6 dB, and the held-out synthetic figures do not move (4000 steps; at 7000 the map crept back
+  to 2.1 px: it slows the drift toward over-sharpening, it does not stop it; issue #10 note).
 * **Optionally, in-focus pixels beside sharp edges weigh like blurred ones** (``edge_weight``, off): such
   pixels are where a deblurring network does harm (a darkened horizon), yet blur weighting ranks them lowest.
   An in-focus pixel within 4 px of a target step of ``EDGE_GRAD`` or more then weighs as a blur of
