@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from deblurcli.engine.color import linear_to_srgb
 from deblurcli.errors import DataError
+from deblurcli.methods.defocus_map import gaussian
 
 Sample = dict[str, torch.Tensor]
 #: entries that are photographs (greyscale conversion applies), and those the sensor noise applies to
@@ -72,18 +73,6 @@ def _rescale(sample: Sample, s: float) -> Sample:
     return out
 
 
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of a (C, H, W) image, edges reflected; the kernel reaches 3 sigma."""
-    r = max(1, int(np.ceil(3.0 * sigma)))
-    t = torch.arange(-r, r + 1, dtype=image.dtype, device=image.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = image.shape[0]
-    x = F.pad(image[None], (r, r, r, r), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)[0]
-
-
 def apply(sample: Mapping[str, torch.Tensor], aug: Augment, seed: int) -> Sample:
     """One augmented patch; the same ``(sample, aug, seed)`` always gives the same bits.
 
@@ -113,7 +102,7 @@ def apply(sample: Mapping[str, torch.Tensor], aug: Augment, seed: int) -> Sample
         y, x = int(rng.integers(h - aug.crop + 1)), int(rng.integers(w - aug.crop + 1))
         out = {k: v[:, y : y + aug.crop, x : x + aug.crop] for k, v in out.items()}
     if soft:
-        out = {k: gaussian_blur(v, float(soft_sigma)) if k in IMAGE_KEYS else v for k, v in out.items()}
+        out = {k: gaussian(v[None], float(soft_sigma))[0] if k in IMAGE_KEYS else v for k, v in out.items()}
     if gray:
         out = {k: ifan_gray(v) if k in IMAGE_KEYS else v for k, v in out.items()}
     if noisy:
