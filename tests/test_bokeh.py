@@ -223,3 +223,20 @@ def test_default_threshold_grows_with_the_photo() -> None:
     assert bokeh.default_threshold(4000, 6000) == pytest.approx(9.0)
     w = bokeh.weight_from_radius(np.array([0.0, 3.0, 3.525, 4.05, 20.0]), 3.0)
     assert w.tolist() == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
+
+
+def test_pyramid_estimate_withholds_correction_only_past_its_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reading just above the threshold is within the estimator's scatter: still corrected in full. A reading
+    past threshold + margin + fade is bokeh: untouched. The written radius map shows the estimate less its margin."""
+    from deblurcli import weighting
+
+    x = torch.full((1, 3, 64, 64), 0.5)
+    for reading, expected in ((3.3, 1.0), (3.0 * (1 + weighting.ESTIMATE_MARGIN + bokeh.FADE) + 0.05, 0.0)):
+        monkeypatch.setattr(
+            weighting, "estimate_radius", lambda x, t, r=reading: (np.full((64, 64), r, np.float32), 1.0)
+        )
+        weight, _, radius = weighting.correction_weight(x, {}, mode="keep", threshold=3.0, mask=None, max_pixels=10**8)
+        assert weight is not None and radius is not None
+        assert np.all(weight == expected), (reading, weight.min(), weight.max())
+        assert np.allclose(radius, reading - 3.0 * weighting.ESTIMATE_MARGIN)
+    assert bokeh.weight_from_radius(np.array([3.3]), 3.0)[0] < 0.9  # without the margin 3.3 px would be cut

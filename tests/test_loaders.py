@@ -1,4 +1,4 @@
-"""Dataset readers, PNG I/O and augmentations on tiny fixture trees built by the tests."""
+"""Dataset readers and PNG I/O on tiny fixture trees built by the tests."""
 
 from __future__ import annotations
 
@@ -14,19 +14,7 @@ from deblurcli.errors import DataError
 from deblurcli.io import png
 from deblurcli.io.png import SIGNATURE as _SIGNATURE
 from deblurcli.io.png import chunk as _chunk
-from training.data import (
-    CUHK,
-    DED,
-    DMSFT_AUG,
-    DPDD,
-    IFAN_AUG,
-    LFDOF,
-    Augment,
-    PairedFolder,
-    PixelDP,
-    RealDOF,
-    apply_augment,
-)
+from training.data import CUHK, DED, DPDD, LFDOF, PairedFolder, PixelDP, RealDOF
 from training.data.datasets import read_image
 
 
@@ -167,59 +155,6 @@ def test_cuhk_and_pixeldp_have_no_ground_truth(tmp_path: Path) -> None:
     assert set(PixelDP(tmp_path / "pdp")[0]) == {"name", "input", "left", "right"}
     with pytest.raises(DataError):
         CUHK(tmp_path / "empty")
-
-
-def _views(h: int = 80, w: int = 96) -> dict[str, torch.Tensor]:
-    base = torch.rand(3, h, w, generator=torch.Generator().manual_seed(0))
-    return {
-        "input": base.clone(),
-        "left": base.clone(),
-        "right": base.flip(-1).clone(),
-        "target": base.clone(),
-        "coc": torch.full((1, h, w), 4.0),
-    }
-
-
-def test_augment_same_draws_for_all_views_and_deterministic() -> None:
-    aug = Augment(crop=40, noise_p=1.0, scale_p=1.0)
-    a = apply_augment(_views(), aug, torch.Generator().manual_seed(3))
-    b = apply_augment(_views(), aug, torch.Generator().manual_seed(3))
-    c = apply_augment(_views(), aug, torch.Generator().manual_seed(4))
-    for k in a:
-        assert torch.equal(a[k], b[k])
-    assert not torch.equal(a["input"], c["input"])
-    assert a["input"].shape == (3, 40, 40) and a["coc"].shape == (1, 40, 40)
-    assert torch.equal(a["input"], a["left"])  # one noise field, one crop, one scale for C and L
-    assert not torch.equal(a["input"], a["target"])  # the target stays clean
-    assert 0.7 * 4.0 - 1e-5 <= float(a["coc"].mean()) <= 4.0  # CoC in px shrinks with the image
-
-
-def test_grayscale_and_flip_semantics() -> None:
-    g = apply_augment(
-        _views(), Augment(crop=80, gray_p=1.0, gray_oetf=True), torch.Generator().manual_seed(0)
-    )
-    assert torch.equal(g["input"][0], g["input"][1]) and torch.equal(g["target"][1], g["target"][2])
-    assert float(g["target"].mean()) > float(_views()["target"].mean())  # IFAN's OETF quirk brightens
-    v = _views(80, 80)
-    f = apply_augment(v, Augment(crop=80, hflip_p=1.0), torch.Generator().manual_seed(0))
-    assert torch.equal(f["left"], v["right"].flip(-1)) and torch.equal(f["right"], v["left"].flip(-1))
-
-
-def test_presets_and_dataset_determinism(tmp_path: Path) -> None:
-    assert IFAN_AUG.crop == 256 and IFAN_AUG.noise_p == 0.05 and IFAN_AUG.gray_p == 0.3
-    assert IFAN_AUG.noise_sigma[1] == pytest.approx(0.0707, abs=1e-4) and IFAN_AUG.hflip_p == 0
-    assert DMSFT_AUG.rotate_deg == 45 and DMSFT_AUG.hflip_p == 0.5
-    for i in range(2):
-        _put(tmp_path / "train_c" / "source" / f"{i}.png", i, h=70, w=70)
-        _put(tmp_path / "train_c" / "target" / f"{i}.png", i, h=70, w=70)
-    ds = DPDD(tmp_path, dual=False, augment=Augment(crop=32, rotate_deg=45, hflip_p=0.5), seed=1)
-    first = ds[0]["input"]
-    assert torch.equal(first, ds[0]["input"]) and first.shape == (3, 32, 32)
-    ds.set_epoch(1)
-    assert not torch.equal(first, ds[0]["input"])
-    small = DPDD(tmp_path, dual=False, augment=Augment(crop=128))
-    with pytest.raises(DataError, match="smaller"):
-        small[0]
 
 
 def test_synthetic_maps_round_trip(tmp_path: Path) -> None:

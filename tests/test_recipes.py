@@ -61,6 +61,9 @@ def test_ifan_recipe_is_the_authors() -> None:
     assert short.milestones == (500, 550) and short.lr_factor(549) == 0.5
     opt = r.optimizer([torch.nn.Parameter(torch.zeros(2))])
     assert isinstance(opt, torch.optim.RAdam)
+    aug = r.augment()  # ifan.md section 5: noise p = 0.05 up to sqrt(0.005), greyscale p = 0.3, downscale p = 0.5
+    assert (aug.crop, aug.noise_p, aug.gray_p, aug.scale_p, aug.scale_range) == (256, 0.05, 0.3, 0.5, (0.7, 1.0))
+    assert aug.noise_sigma[1] == pytest.approx(0.0707, abs=1e-4) and not aug.flips and not aug.rot90
     group = opt.param_groups[0]
     assert group["weight_decay"] == 0.01 and group["decoupled_weight_decay"] is True
 

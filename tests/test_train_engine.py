@@ -205,6 +205,19 @@ def test_augment_is_deterministic_and_scales_the_defocus_map() -> None:
         apply(sample, Augment(crop=64), 0)
 
 
+def test_noise_is_one_field_on_every_view_and_greyscale_brightens_like_ifan() -> None:
+    base = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.1
+    sample = {"blur": base, "left": base, "right": base, "sharp": base, "defocus": torch.full((1, 24, 24), 3.0)}
+    noisy = apply(sample, Augment(crop=0, noise_p=1.0), 2)
+    assert torch.equal(noisy["blur"], noisy["left"]) and torch.equal(noisy["blur"], noisy["right"])
+    assert not torch.equal(noisy["blur"], base) and torch.equal(noisy["sharp"], base)  # the target stays clean
+    grey = apply(sample, Augment(crop=0, gray_p=1.0), 2)
+    for key in ("blur", "sharp"):
+        assert torch.equal(grey[key][0], grey[key][1]) and torch.equal(grey[key][1], grey[key][2])
+    assert float(grey["sharp"].mean()) > float(base.mean())  # luma of sRGB values, sRGB-encoded again
+    assert torch.equal(grey["defocus"], sample["defocus"])
+
+
 def test_soften_blurs_input_and_target_alike_and_keeps_the_defocus_map() -> None:
     step = torch.zeros(3, 32, 32)
     step[..., 16:] = 1.0

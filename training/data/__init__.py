@@ -1,4 +1,4 @@
-"""Readers for real defocus datasets (and our synthetic one), plus per-paper augmentations.
+"""Readers for real defocus datasets (and our synthetic one); augmentation is ``training.engine.augment``'s.
 
 Every dataset is a ``torch.utils.data.Dataset`` of dicts with float tensors: ``input`` (blurred, 3xHxW in
 [0, 1]) and, where the layout has them, ``target``, ``left``/``right`` (dual-pixel views), ``defocus`` (DED
@@ -7,7 +7,6 @@ map), ``coc``/``disparity`` (signed px maps from ``defocus data synth``), plus `
 
 from __future__ import annotations
 
-from training.data.augment import DMSFT_AUG, DRBNET_AUG, IFAN_AUG, Augment, apply_augment
 from training.data.datasets import (
     CUHK,
     DED,
@@ -22,15 +21,10 @@ from training.data.datasets import (
 __all__ = [
     "CUHK",
     "DED",
-    "DMSFT_AUG",
     "DPDD",
-    "DRBNET_AUG",
-    "IFAN_AUG",
     "LFDOF",
-    "Augment",
     "FolderDataset",
     "PairedFolder",
     "PixelDP",
     "RealDOF",
-    "apply_augment",
 ]

@@ -1,8 +1,8 @@
 """``torch.utils.data.Dataset`` classes over the layouts in :mod:`deblurcli.datasets`.
 
 Files are decoded by ``deblurcli.io.decode``, the same reader ``defocus`` and ``defocus bench`` use, so a
-16-bit PNG keeps its 16 bits here too. Augmentation is deterministic: item ``i`` at epoch ``e`` draws from a
-generator seeded with (seed, e, i), so a run is reproducible whatever the number of DataLoader workers.
+16-bit PNG keeps its 16 bits here too. Items are whole decoded images: cropping and augmentation belong to the
+training engine (``training.engine.augment``), which seeds them by stream position so that resume is exact.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from deblurcli import datasets as layouts
 from deblurcli.errors import DataError, PhotoError
 from deblurcli.io.decode import decode
 from deblurcli.io.photo import Photo
-from training.data.augment import Augment, apply_augment
 
 DED_MAP_SCALE = 256.0  # DED stores defocus maps as 8-bit PNG read as value / 256
 SIGNED_MAP_OFFSET, SIGNED_MAP_SCALE = 32768.0, 256.0  # coc/disparity maps written by ``defocus data synth``
@@ -74,29 +73,16 @@ def load_entry(entry: layouts.Entry) -> dict[str, torch.Tensor | str]:
 
 
 class FolderDataset(Dataset):
-    """Entries of files, read on access, optionally augmented."""
+    """Entries of files, read on access."""
 
-    def __init__(
-        self, entries: list[layouts.Entry], *, augment: Augment | None = None, seed: int = 0
-    ) -> None:
+    def __init__(self, entries: list[layouts.Entry]) -> None:
         self.entries = entries
-        self.augment = augment
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Give each epoch fresh but reproducible augmentation draws."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        sample = load_entry(self.entries[index])
-        if self.augment is None:
-            return sample
-        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
-        return apply_augment(sample, self.augment, gen)
+        return load_entry(self.entries[index])
 
 
 class DPDD(FolderDataset):
@@ -109,25 +95,23 @@ class DPDD(FolderDataset):
         *,
         dual: bool = True,
         maps: bool = False,
-        augment: Augment | None = None,
-        seed: int = 0,
     ) -> None:
-        super().__init__(layouts.dpdd(Path(root), split, dual=dual, maps=maps), augment=augment, seed=seed)
+        super().__init__(layouts.dpdd(Path(root), split, dual=dual, maps=maps))
 
 
 class LFDOF(FolderDataset):
-    def __init__(self, root: Path, *, augment: Augment | None = None, seed: int = 0) -> None:
-        super().__init__(layouts.lfdof(Path(root)), augment=augment, seed=seed)
+    def __init__(self, root: Path) -> None:
+        super().__init__(layouts.lfdof(Path(root)))
 
 
 class RealDOF(FolderDataset):
-    def __init__(self, root: Path, *, augment: Augment | None = None, seed: int = 0) -> None:
-        super().__init__(layouts.realdof(Path(root)), augment=augment, seed=seed)
+    def __init__(self, root: Path) -> None:
+        super().__init__(layouts.realdof(Path(root)))
 
 
 class DED(FolderDataset):
-    def __init__(self, root: Path, *, augment: Augment | None = None, seed: int = 0) -> None:
-        super().__init__(layouts.ded(Path(root)), augment=augment, seed=seed)
+    def __init__(self, root: Path) -> None:
+        super().__init__(layouts.ded(Path(root)))
 
 
 class CUHK(FolderDataset):
@@ -141,5 +125,5 @@ class PixelDP(FolderDataset):
 
 
 class PairedFolder(FolderDataset):
-    def __init__(self, inputs: Path, targets: Path, *, augment: Augment | None = None, seed: int = 0) -> None:
-        super().__init__(layouts.paired(Path(inputs), Path(targets)), augment=augment, seed=seed)
+    def __init__(self, inputs: Path, targets: Path) -> None:
+        super().__init__(layouts.paired(Path(inputs), Path(targets)))
