@@ -10,7 +10,9 @@ the folders list exactly these files) and running ``defocus data synth``:
   ColdRipple, OneStandsOut, Path and summer_1am; a quarter of the scenes come from that one sunset);
 * ``DIR/heldout256``: the same photos at 256 px, 108 test scenes from 7 of them (summer_1am 12 %): wider, for
   a second opinion on every held-out figure;
-* ``DIR/pool``: 1365 train / 45 val scenes of 192 px from lomiri-wallpapers-16.04 and libjxl-testdata photos.
+* ``DIR/pool``: 1365 train / 45 val scenes of 192 px from lomiri-wallpapers-16.04 and libjxl-testdata photos;
+* ``DIR/tune384``: 54 test scenes of 384 px from those same training photos, for tuning what the held-out sets
+  then report (``weighting.ESTIMATE_MARGIN`` was chosen on it).
 
     apt-get install -y lomiri-wallpapers-16.04 plasma-workspace-wallpapers libjxl-testdata
     python benchmarks/make_sets.py data            # about 4 minutes on 2 cores
@@ -78,6 +80,8 @@ def main() -> None:
           ["-n", "120", "--size", "256", "--seed", "8", "--val-frac", "0", "--test-frac", "0.9"])  # fmt: skip
     synth(args.root / "train_src", args.root / "pool",
           ["-n", "1500", "--size", "192", "--seed", "1", "--val-frac", "0.03", "--test-frac", "0.06"])  # fmt: skip
+    synth(args.root / "train_src", args.root / "tune384",
+          ["-n", "60", "--size", "384", "--seed", "11", "--val-frac", "0", "--test-frac", "0.9"])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -45,9 +45,9 @@ MAP_UNITS = {WEIGHT_MAP: WEIGHT_UNIT, RADIUS_MAP: RADIUS_UNIT}
 _LUMA = (0.2126, 0.7152, 0.0722)
 #: the pyramid estimate runs on at most this many pixels (about 110 B each), so a 24 MP photo stays in 2 GB
 ESTIMATE_MAX_PIXELS = 1_000_000
-#: the pyramid estimate counts this fraction of the threshold less (see the module docstring). Chosen on scenes
-#: rendered from lomiri-wallpapers-16.04 photos as the largest margin that keeps their pixels above the fade
-#: within 46 dB of the input (1 dB inside the 45 dB that issue #12 calls untouched)
+#: the pyramid estimate counts this fraction of the threshold less (see the module docstring). Chosen on the
+#: training photos' scenes (``benchmarks/make_sets.py``'s ``tune384``) as the largest margin that keeps their
+#: pixels past the fade within 46 dB of the input (1 dB inside the 45 dB that issue #12 calls untouched)
 ESTIMATE_MARGIN = 0.13
 
 
