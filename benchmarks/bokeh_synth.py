@@ -102,7 +102,7 @@ def main() -> None:
         r = evaluate(args.root, method, args.limit, args.threshold, weights.get(method), args.skip)
         print(
             f"| {method} | {r['kept_psnr_vs_input']:.2f} dB | {r['gain_keep']:+.3f} dB | "
-            f"{r['gain_remove']:+.3f} dB | {100 * r['ratio']:.1f} % |"
+            f"{r['gain_remove']:+.3f} dB | {100 * r['ratio']:.2f} % |"
         )
 
 
