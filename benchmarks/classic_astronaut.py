@@ -2,7 +2,7 @@
 
 Scikit-image's astronaut (512x512) is blurred in linear light with a supersampled uniform disc (built here,
 independently of the method's own kernel), re-encoded to sRGB and quantised to 8 bit, then deblurred with
-``run_classic`` (or, with ``--method``, any method's network) on the whole frame. Rows: radius 0 (the sharp
+``classic`` (or, with ``--method``, any method's network) on the whole frame. Rows: radius 0 (the sharp
 photo itself: how much damage), uniform radii, and a spatially varying case (left half r=2, right half r=6).
 PSNR as in field.md section 7 (RGB in [0, 1], whole image); SSIM via scikit-image when it is installed.
 
@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deblurcli.methods.classic import linear_to_srgb, run_classic, srgb_to_linear
+import deblurcli
+from deblurcli.methods.classic import linear_to_srgb, srgb_to_linear
 
 
 def disc(radius: float, supersample: int = 16) -> torch.Tensor:
@@ -61,15 +61,6 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(structural_similarity(x, y, channel_axis=2, data_range=1.0))
 
 
-def runner(method: str, weights: Path | None) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
-    """The method's whole-frame function: ``classic`` directly, others through ``deblurcli.load_method``."""
-    if method == "classic" and weights is None:
-        return lambda x: run_classic(None, x)
-    import deblurcli
-
-    return deblurcli.load_method(method, device="cpu", weights=weights).tile_fn()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -78,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = runner(args.method, args.weights)
+    run = deblurcli.load_method(args.method, device="cpu", weights=args.weights).tile_fn()  # whole frame
     from skimage import data
 
     sharp = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].float() / 255
