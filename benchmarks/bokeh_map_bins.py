@@ -45,7 +45,7 @@ def main() -> None:
             luma = (srgb_to_linear(x) * torch.tensor(classic._LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
             value, confidence = classic._edge_estimates(luma)
         value, edge = value[0, 0].numpy(), confidence[0, 0].numpy() > 0
-        estimate = resize(estimate_radius(x, default_threshold(*truth.shape))[0], *truth.shape)
+        estimate = resize(estimate_radius(x, default_threshold(*truth.shape)), *truth.shape)
         for i, (lo, hi) in enumerate(zip(BINS[:-1], BINS[1:], strict=True)):
             inside = (truth >= lo) & (truth < hi)
             pixels[i] += int(inside.sum())

@@ -9,13 +9,16 @@ meant to protect. So the pyramid estimator of ``methods.defocus_map``, which rea
 (on the photo shrunk as the threshold grows with photo size, so the threshold falls at the same place of its
 range on every photo size), and the larger of the two radii wins: a large blur either map sees is kept.
 
-The pyramid estimate withholds correction only where it reads ``ESTIMATE_MARGIN`` of the threshold above it.
-Near the threshold its readings scatter by a quarter or more from photo to photo (``benchmarks/classic_map.py``:
-a true 3 px reads 2.3-4.4 px on five report photos, 6.8 px on a hazy sunset), since it reads the soft in-focus
-detail of hazy landscapes (tree lines, reeds) as blur, so an estimate just above the threshold is missed focus
-as often as bokeh. Without the margin ``keep`` withheld 13 % of the correction that ``remove`` gives below the
-threshold on held-out scenes; with it, the pixels past the fade still change by only about 1/255 RMS
-(``benchmarks/bokeh_synth.py``).
+The pyramid estimate is read twice, on the photo and on it shrunk ``SECOND_LOOK`` times more, and the smaller
+reading counts. Its errors are over-reads of soft in-focus detail (the tree lines and reeds of a hazy
+landscape read as 4-8 px), and they are not the same at two scales, while a true blur reads alike at both: so
+the smaller reading is the estimator's own principle, that evidence of sharpness wins, applied across scales.
+Even so its readings near the threshold scatter by a fifth from photo to photo (``benchmarks/classic_map.py``:
+a true 3 px reads 2.3-4.4 px on five report photos), so an estimate just above the threshold is missed focus
+as often as bokeh, and the estimate withholds correction only where it reads ``ESTIMATE_MARGIN`` of the
+threshold above it. With one scale and no margin ``keep`` withheld 6-13 % of the correction that ``remove``
+gives below the threshold on four held-out renders; now 2-8 %, while the pixels past the fade still change by
+only about 1/255 RMS (``benchmarks/bokeh_synth.py``).
 """
 
 from __future__ import annotations
@@ -45,10 +48,12 @@ MAP_UNITS = {WEIGHT_MAP: WEIGHT_UNIT, RADIUS_MAP: RADIUS_UNIT}
 _LUMA = (0.2126, 0.7152, 0.0722)
 #: the pyramid estimate runs on at most this many pixels (about 110 B each), so a 24 MP photo stays in 2 GB
 ESTIMATE_MAX_PIXELS = 1_000_000
+#: the second reading of the pyramid estimate is taken on the photo shrunk this much more than the first
+SECOND_LOOK = 1.5
 #: the pyramid estimate counts this fraction of the threshold less (see the module docstring). Chosen on the
 #: training photos' scenes (``benchmarks/make_sets.py``'s ``tune384``) as the largest margin that keeps their
 #: pixels past the fade within 46 dB of the input (1 dB inside the 45 dB that issue #12 calls untouched)
-ESTIMATE_MARGIN = 0.13
+ESTIMATE_MARGIN = 0.12
 
 
 def grey_guide(x: torch.Tensor) -> np.ndarray:
@@ -59,17 +64,10 @@ def grey_guide(x: torch.Tensor) -> np.ndarray:
     return grey.numpy()
 
 
-def estimate_radius(x: torch.Tensor, threshold: float) -> tuple[np.ndarray, float]:
-    """The pyramid estimator's blur radius (full-resolution px) on the photo shrunk by ``scale``.
-
-    Returns the map on the shrunk grid and the scale. The shrink grows with the threshold, so the threshold
-    falls at the same place of the estimator's range on every photo size, and the reach is ``MAX_RADIUS * scale``;
-    photos above ``ESTIMATE_MAX_PIXELS`` are shrunk further, for memory.
-    """
+def _read_estimate(x: torch.Tensor, scale: float) -> np.ndarray:
+    """The pyramid estimator's blur radius (full-resolution px) on the photo shrunk ``scale`` times."""
     from deblurcli.methods.defocus_map import estimate_defocus
 
-    pixels = x.shape[-2] * x.shape[-1]
-    scale = max(1.0, threshold / bokeh.BASE_THRESHOLD_PX, math.sqrt(pixels / ESTIMATE_MAX_PIXELS))
     small = x.float()  # no copy for a float32 model input
     # shrink first, clamp after: clamping the full-size photo would copy it, and for a model input (in [0, 1]) the
     # antialiased bilinear shrink, a weighted mean, stays in [0, 1], so the order changes nothing
@@ -79,7 +77,21 @@ def estimate_radius(x: torch.Tensor, threshold: float) -> tuple[np.ndarray, floa
     small = small.clamp(0.0, 1.0)
     with torch.inference_mode():
         radius = estimate_defocus(small)[0, 0].numpy()
-    return (radius * scale).astype(np.float32), scale
+    return (radius * scale).astype(np.float32)
+
+
+def estimate_radius(x: torch.Tensor, threshold: float) -> np.ndarray:
+    """The pyramid estimate of blur radius (full-resolution px): the smaller of its readings at two scales.
+
+    The first scale grows with the threshold, so the threshold falls at the same place of the estimator's range
+    on every photo size; photos above ``ESTIMATE_MAX_PIXELS`` are shrunk further, for memory. The second is
+    ``SECOND_LOOK`` times smaller. Returned on the first reading's grid (the photo shrunk by the first scale).
+    """
+    pixels = x.shape[-2] * x.shape[-1]
+    scale = max(1.0, threshold / bokeh.BASE_THRESHOLD_PX, math.sqrt(pixels / ESTIMATE_MAX_PIXELS))
+    first = _read_estimate(x, scale)
+    second = bokeh.resize(_read_estimate(x, scale * SECOND_LOOK), *first.shape)
+    return np.minimum(first, second, out=first)
 
 
 def load_mask(mask: Mask, height: int, width: int, *, max_pixels: int) -> tuple[np.ndarray, str]:
@@ -135,7 +147,7 @@ def correction_weight(
     if threshold is not None and not threshold > 0:
         raise UsageError(f"--bokeh-threshold must be positive, not {threshold:g}")
     limit = threshold if threshold is not None else bokeh.default_threshold(height, width)
-    radius, _ = estimate_radius(x, limit)
+    radius = estimate_radius(x, limit)
     radius = np.maximum(radius - ESTIMATE_MARGIN * limit, 0.0, out=radius)
     source = "pyramid estimate"
     own = next(((k, v) for k, v in maps.items() if k in ("defocus", "disparity")), None)

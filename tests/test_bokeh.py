@@ -225,6 +225,29 @@ def test_default_threshold_grows_with_the_photo() -> None:
     assert w.tolist() == pytest.approx([1.0, 1.0, 0.5, 0.0, 0.0])
 
 
+def test_pyramid_estimate_keeps_the_smaller_of_two_scales(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An over-read at one scale is outvoted by a sharp reading at the other, whichever scale it is on; the
+    result lies on the first reading's grid, and a 24 MP photo's first reading is capped at about 1 MP."""
+    from deblurcli import weighting
+
+    scales: list[float] = []
+
+    def reading(x: torch.Tensor, scale: float) -> np.ndarray:
+        scales.append(scale)
+        h, w = round(x.shape[-2] / scale), round(x.shape[-1] / scale)
+        left = np.full((h, w), 6.0 if len(scales) == 1 else 2.0, np.float32)
+        left[:, w // 2 :] = 2.0 if len(scales) == 1 else 6.0
+        return left
+
+    monkeypatch.setattr(weighting, "_read_estimate", reading)
+    radius = weighting.estimate_radius(torch.zeros(1, 3, 96, 120), 3.0)
+    assert scales == [1.0, weighting.SECOND_LOOK] and radius.shape == (96, 120)
+    assert radius.max() < 6.0 and np.allclose(radius[:, 4:56], 2.0) and np.allclose(radius[:, 64:-4], 2.0)
+    scales.clear()
+    assert weighting.estimate_radius(torch.zeros(1, 3, 4000, 6000), 9.0).shape == (816, 1225)
+    assert scales == pytest.approx([24**0.5, 24**0.5 * weighting.SECOND_LOOK])
+
+
 def test_pyramid_estimate_withholds_correction_only_past_its_margin(monkeypatch: pytest.MonkeyPatch) -> None:
     """A reading just above the threshold is within the estimator's scatter: still corrected in full. A reading
     past threshold + margin + fade is bokeh: untouched. The written radius map shows the estimate less its margin."""
@@ -232,9 +255,7 @@ def test_pyramid_estimate_withholds_correction_only_past_its_margin(monkeypatch:
 
     x = torch.full((1, 3, 64, 64), 0.5)
     for reading, expected in ((3.3, 1.0), (3.0 * (1 + weighting.ESTIMATE_MARGIN + bokeh.FADE) + 0.05, 0.0)):
-        monkeypatch.setattr(
-            weighting, "estimate_radius", lambda x, t, r=reading: (np.full((64, 64), r, np.float32), 1.0)
-        )
+        monkeypatch.setattr(weighting, "estimate_radius", lambda x, t, r=reading: np.full((64, 64), r, np.float32))
         weight, _, radius = weighting.correction_weight(x, {}, mode="keep", threshold=3.0, mask=None, max_pixels=10**8)
         assert weight is not None and radius is not None
         assert np.all(weight == expected), (reading, weight.min(), weight.max())

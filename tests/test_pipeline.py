@@ -12,7 +12,7 @@ import torch
 from deblurcli.io.photo import Photo
 from deblurcli.methods.loader import LoadedMethod
 from deblurcli.methods.spec import MethodSpec
-from deblurcli.pipeline import DeblurOptions, deblur_photo, to_model_input
+from deblurcli.pipeline import DeblurOptions, deblur_file, deblur_photo, map_names, to_model_input
 from deblurcli.weighting import grey_guide
 
 
@@ -78,3 +78,34 @@ def test_grey_guide_is_the_clamped_luma(pixels: np.ndarray) -> None:
     got = grey_guide(x)
     assert got.dtype == np.float32 and got.shape == (40, 56)
     assert np.abs(got - expected).max() <= 1e-7
+
+
+def _mapping_method() -> LoadedMethod:
+    """Returns its input and a constant blur-radius map at half scale, as a method with its own map does."""
+    spec = MethodSpec(
+        name="mapper",
+        summary="test",
+        cls=None,
+        run=lambda _m, x: {"image": x.clone(), "defocus": torch.full((1, 1, x.shape[-2] // 2, x.shape[-1] // 2), 1.0)},
+        multiple_of=2,
+        maps=("defocus",),
+        map_units={"defocus": "px"},
+    )
+    return LoadedMethod(spec=spec, module=None, device=torch.device("cpu"), dtype=torch.float32)
+
+
+@pytest.mark.parametrize("bokeh", ["remove", "keep"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_maps_written_are_the_ones_a_batch_plans_for(
+    tmp_path: Path, pixels: np.ndarray, bokeh: str, masked: bool
+) -> None:
+    """A batch checks ``map_names`` for clashes before it runs; the run must write exactly those maps."""
+    method = _mapping_method()
+    mask = np.ones((40, 56), np.float32) if masked else None
+    opts = DeblurOptions(maps=True, bokeh=bokeh, mask=mask)
+    dst = tmp_path / "p_deblurred.tif"
+    result = deblur_file(tmp_path / "p.png", dst, method, opts, fmt="tiff", bit_depth=16, photo=_photo(pixels))
+    written = {Path(f).name for f in result.maps}
+    planned = map_names(method.spec, bokeh=bokeh, masked=masked)
+    assert written == {f"p_deblurred_{name}.{ext}" for name in planned for ext in ("tif", "png")}
+    assert ("bokeh_weight" in planned) == (masked or bokeh == "keep")
