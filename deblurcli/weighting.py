@@ -11,8 +11,9 @@ range on every photo size), and the larger of the two radii wins: a large blur e
 
 The pyramid estimate is read twice, on the photo and on it shrunk ``SECOND_LOOK`` times more, and the smaller
 reading counts. Its errors are over-reads of soft in-focus detail (the tree lines and reeds of a hazy
-landscape read as 4-8 px), and they are not the same at two scales, while a true blur reads alike at both: so
-the smaller reading is the estimator's own principle, that evidence of sharpness wins, applied across scales.
+landscape read as 4-8 px), and they are not the same at two scales, while a true blur reads nearly alike at
+both (a disc of 4-12 px reads 3-7 % lower in the minimum, on ``classic_map.py``'s report photos): so the smaller
+reading is the estimator's own principle, that evidence of sharpness wins, applied across scales.
 Even so its readings near the threshold scatter by a fifth from photo to photo (``benchmarks/classic_map.py``:
 a true 3 px reads 2.3-4.4 px on five report photos), so an estimate just above the threshold is missed focus
 as often as bokeh, and the estimate withholds correction only where it reads ``ESTIMATE_MARGIN`` of the
