@@ -1,15 +1,16 @@
 """How well the pyramid defocus map (``deblurcli.methods.defocus_map``) reads disc blur of known radius.
 
 Sharp photos from Debian packages, shrunk 4x (so their own softness is well below a pixel), are blurred in
-linear light with a disc of radius r, quantised to 8 bit with 1/255 noise, and mapped. Per photo, the median
-reading over pixels near detail (where a blur can be read at all) that is sharp in the full-resolution source:
-the radius is known only there, since a wallpaper's own bokeh, soft sky or smooth shading adds to it
-(``--all-detail`` drops that condition, as the report did before); per radius, the median over photos and the
-median relative error. Tuning and report photos are disjoint: ``--calibrate`` measures the map's tables on
-lomiri-wallpapers-16.04 photos, the report runs on plasma-workspace-wallpapers photos.
+linear light with a disc of radius r, quantised to 8 bit with 1/255 noise (``--noise``: other levels), and mapped.
+Per photo, the median reading over pixels near detail (where a blur can be read at all) that is sharp in the
+full-resolution source: the radius is known only there, since a wallpaper's own bokeh, soft sky or smooth
+shading adds to it (``--all-detail`` drops that condition, as the report did before); per radius, the median
+over photos and the median relative error. Tuning and report photos are disjoint: ``--calibrate`` measures the
+map's tables on lomiri-wallpapers-16.04 photos, the report runs on plasma-workspace-wallpapers photos.
 
     python benchmarks/classic_map.py                 # accuracy table on the report photos
     python benchmarks/classic_map.py --calibrate     # print CALIBRATION_RATIOS and READING_TO_RADIUS
+    python benchmarks/classic_map.py --noise 6       # the same table under 6/255 noise (a high-ISO photo)
 """
 
 from __future__ import annotations
@@ -65,14 +66,14 @@ def _luma(srgb: torch.Tensor) -> torch.Tensor:
     return (srgb_to_linear(srgb) * torch.tensor(dm._LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
-def blur(srgb: torch.Tensor, radius: float, seed: int) -> torch.Tensor:
-    """Disc blur in linear light, 1/255 Gaussian noise, 8-bit sRGB."""
+def blur(srgb: torch.Tensor, radius: float, seed: int, noise: float = 1.0) -> torch.Tensor:
+    """Disc blur in linear light, Gaussian noise of ``noise`` / 255 (sRGB), 8-bit sRGB."""
     lin = srgb_to_linear(srgb)
     if radius:
         k = disc_kernel(radius)
         p = k.shape[-1] // 2
         lin = F.conv2d(F.pad(lin, (p, p, p, p), mode="reflect"), k.expand(3, 1, -1, -1), groups=3)
-    noisy = linear_to_srgb(lin) + torch.randn(lin.shape, generator=torch.Generator().manual_seed(seed)) / 255
+    noisy = linear_to_srgb(lin) + torch.randn(lin.shape, generator=torch.Generator().manual_seed(seed)) * noise / 255
     return torch.round(noisy.clamp(0, 1) * 255) / 255
 
 
@@ -115,7 +116,7 @@ def calibrate(photos: list[torch.Tensor]) -> None:
     print("READING_TO_RADIUS =", tuple(pairs))
 
 
-def report(paths: dict[str, Path], all_detail: bool) -> None:
+def report(paths: dict[str, Path], all_detail: bool, noise: float) -> None:
     photos = {name: _load(path, 640) for name, path in paths.items()}
     masks = {name: textured(p) for name, p in photos.items()}
     if not all_detail:
@@ -124,7 +125,7 @@ def report(paths: dict[str, Path], all_detail: bool) -> None:
     print("|---" * (len(photos) + 3) + "|")
     for r in REPORT_RADII:
         meds = [
-            float(dm.estimate_defocus(blur(p, r, i))[0, 0][masks[n]].median())
+            float(dm.estimate_defocus(blur(p, r, i, noise))[0, 0][masks[n]].median())
             for i, (n, p) in enumerate(photos.items())
         ]
         err = float(np.median([abs(m - r) / r for m in meds]))
@@ -135,6 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calibrate", action="store_true", help="measure the tables on the tuning photos")
     parser.add_argument("--all-detail", action="store_true", help="report on soft source pixels too")
+    parser.add_argument("--noise", type=float, default=1.0, help="noise sigma of the report, 8-bit levels")
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     if args.threads:
@@ -143,7 +145,7 @@ def main() -> None:
         if args.calibrate:
             calibrate([_load(TUNE_DIR / name, 640) for name in TUNE])
         else:
-            report({n: REPORT_DIR / n / "contents/images/2560x1600.jpg" for n in REPORT}, args.all_detail)
+            report({n: REPORT_DIR / n / "contents/images/2560x1600.jpg" for n in REPORT}, args.all_detail, args.noise)
 
 
 if __name__ == "__main__":
